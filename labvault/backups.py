@@ -1,0 +1,337 @@
+"""The backup service: each step of creating a backup, as plain functions over a session.
+
+Steps are called in order by the create-backup flow (or by anything else): `start_backup`,
+`open_archive`, `snapshot_versions`, `copy_files`, `ArchiveWriter.seal`, `finish_backup`; a
+failure after the row exists ends in `fail_backup`. The caller owns sessions and transactions.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, BinaryIO
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from labvault.archive import ArchiveWriter, SealedArchive
+from labvault.errors import (
+    InvalidInputError,
+    MissingBlobError,
+    NotFoundError,
+    PermissionDeniedError,
+    TransientError,
+)
+from labvault.models import Backup, BackupStatus, File, Organization, User, Version, utcnow
+from labvault.safe_names import file_entry_name, safe_component, version_entry_name
+from labvault.storage import Storage
+
+NAME_MAX_CHARS = 255
+DESCRIPTION_MAX_CHARS = 5000
+OPEN_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    """What an admin asks for; validated by `check_request` before anything is written."""
+
+    organization_sid: str
+    name: str
+    description: str
+    requested_by: str
+
+
+def _check_text(label: str, value: str, limit: int, *, required: bool) -> str:
+    text = value.strip()
+    if required and not text:
+        raise InvalidInputError(f"backup {label} is empty; give a short {label}")
+    if len(text) > limit:
+        raise InvalidInputError(f"backup {label} has {len(text)} characters; the limit is {limit}")
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text):
+        raise InvalidInputError(f"backup {label} contains control characters; remove them")
+    return text
+
+
+def check_request(session: Session, request: BackupRequest) -> BackupRequest:
+    """Refuse a bad request with one clear line; return it with name and description trimmed."""
+    name = _check_text("name", request.name, NAME_MAX_CHARS, required=True)
+    description = _check_text("description", request.description, DESCRIPTION_MAX_CHARS,
+                              required=False)
+    if session.get(Organization, request.organization_sid) is None:
+        raise NotFoundError(f"organization {request.organization_sid!r} does not exist")
+    is_admin = session.scalar(
+        select(func.count()).select_from(User).where(
+            User.organization_sid == request.organization_sid,
+            func.lower(User.email) == request.requested_by.strip().lower(),
+            User.is_admin.is_(True),
+        )
+    )
+    if not is_admin:
+        raise PermissionDeniedError(
+            f"{request.requested_by!r} is not an admin of organization {request.organization_sid!r}"
+        )
+    return BackupRequest(request.organization_sid, name, description, request.requested_by.strip())
+
+
+def new_backup_sid() -> str:
+    return "bk-" + secrets.token_hex(6)
+
+
+def _version_criteria(backup: Backup) -> Any:
+    """Versions in the backup: the organization's, as they stood when the backup started."""
+    return Version.organization_sid == backup.organization_sid, Version.created_at <= backup.date_created
+
+
+def _file_criteria(backup: Backup) -> Any:
+    return File.organization_sid == backup.organization_sid, File.created_at <= backup.date_created
+
+
+def start_backup(session: Session, request: BackupRequest, *, flow_run_id: str | None = None,
+                 now: datetime | None = None) -> str:
+    """Validate the request and insert the row In Progress; commits.
+
+    Re-entrant: when a row already belongs to `flow_run_id` (the Prefect UI's Retry runs the same
+    flow run again), that row is reset to In Progress and its sid returned.
+    """
+    request = check_request(session, request)
+    now = now or utcnow()
+    backup = None
+    if flow_run_id:
+        backup = session.scalar(
+            select(Backup).where(Backup.flow_run_id == flow_run_id, Backup.date_deleted.is_(None))
+        )
+    if backup is None:
+        backup = Backup(sid=new_backup_sid(), organization_sid=request.organization_sid,
+                        flow_run_id=flow_run_id)
+        session.add(backup)
+    backup.name = request.name
+    backup.description = request.description
+    backup.created_by = request.requested_by
+    backup.status = BackupStatus.IN_PROGRESS
+    backup.error = None
+    backup.date_created = now
+    backup.heartbeat_at = now
+    backup.progress_done = 0
+    session.flush()
+    backup.progress_total = sum(
+        session.scalar(select(func.count()).select_from(model).where(*criteria)) or 0
+        for model, criteria in ((Version, _version_criteria(backup)), (File, _file_criteria(backup)))
+    )
+    session.commit()
+    return backup.sid
+
+
+def get_backup(session: Session, sid: str) -> Backup:
+    backup = session.get(Backup, sid)
+    if backup is None or backup.date_deleted is not None:
+        raise NotFoundError(f"backup {sid!r} does not exist")
+    return backup
+
+
+def list_backups(session: Session) -> list[Backup]:
+    """Every backup not deleted, newest first."""
+    return list(
+        session.scalars(
+            select(Backup).where(Backup.date_deleted.is_(None))
+            .order_by(Backup.date_created.desc(), Backup.sid)
+        )
+    )
+
+
+def archive_key(backup: Backup) -> str:
+    return f"{safe_component(backup.organization_sid, 'organization')}/{backup.sid}.zip"
+
+
+def open_archive(session: Session, backups_storage: Storage, sid: str) -> ArchiveWriter:
+    """A pending archive for the backup; nothing is visible until it is sealed."""
+    backup = get_backup(session, sid)
+    organization = session.get(Organization, backup.organization_sid)
+    key = archive_key(backup)
+    header = {
+        "backup": {"sid": backup.sid, "name": backup.name, "description": backup.description},
+        "organization": {"sid": backup.organization_sid,
+                         "name": organization.name if organization else None},
+        "created": backup.date_created.isoformat(),
+        "requested_by": backup.created_by,
+    }
+    return ArchiveWriter(backups_storage.open_write(key), key=key, manifest_header=header,
+                         organization_sid=backup.organization_sid, created=backup.date_created)
+
+
+class ProgressRecorder:
+    """Counts items done and records them on the backup row at most every `interval` seconds.
+
+    The row's `heartbeat_at` is how the expiry flow tells a live backup from a dead one; the
+    optional listener (a Prefect progress artifact, a CLI bar) sees the same numbers.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], sid: str, *, interval: float = 2.0,
+                 listener: Callable[[int, int], None] | None = None) -> None:
+        self._sessions = sessions
+        self._sid = sid
+        self._interval = interval
+        self._listener = listener
+        self._last = time.monotonic()
+        with sessions() as session:
+            backup = get_backup(session, sid)
+            self.done = backup.progress_done or 0
+            self.total = backup.progress_total or 0
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+        if time.monotonic() - self._last >= self._interval:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last = time.monotonic()
+        with self._sessions.begin() as session:
+            session.execute(
+                update(Backup).where(Backup.sid == self._sid)
+                .values(progress_done=self.done, heartbeat_at=utcnow())
+            )
+        if self._listener:
+            self._listener(self.done, self.total)
+
+
+def version_document(row: Any) -> dict[str, Any]:
+    """The JSON document of one version: its row, field for field."""
+    return {
+        "sid": row.sid,
+        "record_sid": row.record_sid,
+        "number": row.number,
+        "created_at": row.created_at.isoformat(),
+        "created_by": row.created_by,
+        "data": row.data,
+    }
+
+
+def snapshot_versions(session: Session, sid: str, archive: ArchiveWriter,
+                      progress: ProgressRecorder) -> int:
+    """Stream every version into `<org>/versions/<sid>.json`, never holding all rows in memory."""
+    backup = get_backup(session, sid)
+    rows = session.execute(
+        select(Version.sid, Version.record_sid, Version.number, Version.created_at,
+               Version.created_by, Version.data)
+        .where(*_version_criteria(backup)).order_by(Version.sid)
+        .execution_options(yield_per=1000)
+    )
+    before = archive.versions
+    for row in rows:
+        archive.add_json(version_entry_name(backup.organization_sid, row.sid), version_document(row))
+        progress.advance()
+    progress.flush()
+    return archive.versions - before
+
+
+def _open_blob(files_storage: Storage, row: Any) -> BinaryIO:
+    """Open a file's bytes, retrying transient failures; a missing blob names the file."""
+    for attempt in range(1, OPEN_ATTEMPTS + 1):
+        try:
+            return files_storage.open_read(row.storage_key)
+        except FileNotFoundError as exc:
+            raise MissingBlobError(
+                f"file {row.uid} ({row.name}) is missing from the files store"
+            ) from exc
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"file {row.uid} ({row.name}): {exc}") from exc
+        except TransientError:
+            if attempt == OPEN_ATTEMPTS:
+                raise
+            time.sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def copy_files(session: Session, sid: str, files_storage: Storage, archive: ArchiveWriter,
+               progress: ProgressRecorder) -> int:
+    """Stream every uploaded file's bytes into `<org>/<uid>_<safe name>`, chunk by chunk."""
+    backup = get_backup(session, sid)
+    rows = session.execute(
+        select(File.uid, File.record_sid, File.name, File.size, File.content_type,
+               File.storage_key)
+        .where(*_file_criteria(backup)).order_by(File.uid)
+        .execution_options(yield_per=1000)
+    )
+    before = archive.files
+    for row in rows:
+        with _open_blob(files_storage, row) as source:
+            archive.add_stream(
+                file_entry_name(backup.organization_sid, row.uid, row.name), source,
+                declared_size=row.size, uid=row.uid, original_name=row.name,
+                record_sid=row.record_sid, content_type=row.content_type,
+            )
+        progress.advance()
+    progress.flush()
+    return archive.files - before
+
+
+def finish_backup(session: Session, sid: str, sealed: SealedArchive, *, link: str,
+                  retention_days: int, now: datetime | None = None) -> Backup:
+    """Mark the backup Completed; it expires `retention_days` after completion. Commits."""
+    now = now or utcnow()
+    backup = get_backup(session, sid)
+    backup.status = BackupStatus.COMPLETED
+    backup.versions = sealed.versions
+    backup.files = sealed.files
+    backup.file_size = sealed.size
+    backup.file_path = link
+    backup.date_completed = now
+    backup.date_expired = now + timedelta(days=retention_days)
+    backup.progress_done = backup.progress_total
+    backup.heartbeat_at = now
+    backup.error = None
+    session.commit()
+    return backup
+
+
+def fail_backup(session: Session, sid: str, reason: str) -> bool:
+    """Turn an In Progress backup into Error with `reason`; a finished backup is left alone.
+
+    Returns whether the row changed. Commits.
+    """
+    result = session.execute(
+        update(Backup)
+        .where(Backup.sid == sid, Backup.status == BackupStatus.IN_PROGRESS)
+        .values(status=BackupStatus.ERROR, error=reason, heartbeat_at=utcnow())
+    )
+    session.commit()
+    return bool(result.rowcount)
+
+
+def backup_for_flow_run(session: Session, flow_run_id: str) -> Backup | None:
+    return session.scalar(select(Backup).where(Backup.flow_run_id == flow_run_id))
+
+
+@dataclass(frozen=True)
+class BackupDetails:
+    """A backup as people and scripts see it (status by its label, sizes in bytes)."""
+
+    sid: str
+    name: str
+    description: str
+    status: str
+    versions: int | None
+    files: int | None
+    file_size: int | None
+    file_path: str | None
+    date_created: str
+    date_expired: str | None
+    error: str | None
+    organization_sid: str
+    requested_by: str | None
+    flow_run_id: str | None
+
+    @classmethod
+    def of(cls, backup: Backup) -> "BackupDetails":
+        return cls(
+            sid=backup.sid, name=backup.name, description=backup.description,
+            status=backup.status.label, versions=backup.versions, files=backup.files,
+            file_size=backup.file_size, file_path=backup.file_path,
+            date_created=backup.date_created.isoformat(),
+            date_expired=backup.date_expired.isoformat() if backup.date_expired else None,
+            error=backup.error, organization_sid=backup.organization_sid,
+            requested_by=backup.created_by, flow_run_id=backup.flow_run_id,
+        )
