@@ -1,0 +1,66 @@
+"""Test-wide isolation: a private PREFECT_HOME and LABVAULT_HOME, never a server we did not start."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Before anything imports Prefect: its home, its settings and analytics belong to this session.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="labvault-prefect-home-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.pop("PREFECT_PROFILES_PATH", None)
+
+from labvault.database import session_factory, upgrade_schema  # noqa: E402
+from labvault.settings import Settings, get_settings  # noqa: E402
+from labvault.storage import FsspecStorage, backups_store, files_store  # noqa: E402
+from tests.factories import OrganizationFixture, make_organization  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test harness (a temporary API and database) for the whole session."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A labvault home of its own for each test, schema migrated, default folders for stores."""
+    for name in list(os.environ):
+        if name.startswith("LABVAULT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("LABVAULT_HOME", str(tmp_path / "home"))
+    settings = get_settings()
+    upgrade_schema(settings.database_url)
+    return settings
+
+
+@pytest.fixture
+def sessions(settings: Settings):  # type: ignore[no-untyped-def]
+    return session_factory(settings.database_url)
+
+
+@pytest.fixture
+def files(settings: Settings) -> FsspecStorage:
+    return files_store(settings.files_url)  # type: ignore[return-value]
+
+
+@pytest.fixture
+def backups_storage(settings: Settings) -> FsspecStorage:
+    return backups_store(settings.backups_url)  # type: ignore[return-value]
+
+
+@pytest.fixture
+def organization(sessions, files: FsspecStorage) -> OrganizationFixture:  # type: ignore[no-untyped-def]
+    """A small organization: 4 records, 9 versions, 6 files including awkward names."""
+    with sessions() as session:
+        return make_organization(session, files)

@@ -1,0 +1,142 @@
+"""The backup service end to end without Prefect: the domain can be used on its own."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from labvault import backups
+from labvault.backups import BackupRequest, ProgressRecorder
+from labvault.errors import (
+    InvalidInputError,
+    MissingBlobError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from labvault.models import Backup, BackupStatus, File, Version
+from tests.archive_checks import assert_archive_matches
+from tests.factories import make_organization
+
+
+def run_backup(sessions, files, backups_storage, request: BackupRequest, **start) -> str:  # type: ignore[no-untyped-def]
+    """The flow's steps, in order, as plain calls."""
+    with sessions() as session:
+        sid = backups.start_backup(session, request, **start)
+    progress = ProgressRecorder(sessions, sid)
+    with sessions() as session, backups.open_archive(session, backups_storage, sid) as archive:
+        backups.snapshot_versions(session, sid, archive, progress)
+        backups.copy_files(session, sid, files, archive, progress)
+        sealed = archive.seal()
+        backups.finish_backup(session, sid, sealed, link=backups_storage.link(sealed.key),
+                              retention_days=30)
+    return sid
+
+
+def request_for(organization, **changes) -> BackupRequest:  # type: ignore[no-untyped-def]
+    values = {"organization_sid": organization.sid, "name": "Nightly", "description": "",
+              "requested_by": organization.admin_email, **changes}
+    return BackupRequest(**values)
+
+
+def test_a_backup_holds_every_version_and_file(sessions, files, backups_storage, organization) -> None:  # type: ignore[no-untyped-def]
+    sid = run_backup(sessions, files, backups_storage, request_for(organization))
+    with sessions() as session:
+        backup = session.get(Backup, sid)
+    assert backup.status is BackupStatus.COMPLETED
+    assert backup.file_path == backups_storage.link(f"{organization.sid}/{sid}.zip")
+    assert backup.date_expired == backup.date_completed + timedelta(days=30)
+    assert backup.progress_done == backup.progress_total == 14
+    assert_archive_matches(Path(backup.file_path), organization, backup)
+
+
+def test_versions_and_files_added_after_the_start_are_not_in_it(sessions, files, backups_storage, organization) -> None:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        sid = backups.start_backup(session, request_for(organization),
+                                   now=datetime(2026, 4, 1, tzinfo=timezone.utc))
+        later = datetime(2026, 4, 2, tzinfo=timezone.utc)
+        version = next(iter(organization.versions.values()))
+        session.add(Version(sid="late-v", record_sid=version.record_sid,
+                            organization_sid=organization.sid, number=99, data={},
+                            created_at=later))
+        session.add(File(uid="late-f", organization_sid=organization.sid, name="late.txt",
+                         size=0, storage_key="nowhere", created_at=later))
+        session.commit()
+    progress = ProgressRecorder(sessions, sid)
+    with sessions() as session, backups.open_archive(session, backups_storage, sid) as archive:
+        assert backups.snapshot_versions(session, sid, archive, progress) == len(organization.versions)
+        assert backups.copy_files(session, sid, files, archive, progress) == len(organization.files)
+        archive.abort()
+
+
+def test_a_missing_blob_names_the_file_and_leaves_no_archive(sessions, files, backups_storage, organization) -> None:  # type: ignore[no-untyped-def]
+    row, _ = next(iter(organization.files.values()))
+    files.delete(row.storage_key)
+    with pytest.raises(MissingBlobError) as caught:
+        run_backup(sessions, files, backups_storage, request_for(organization))
+    assert str(caught.value) == f"file {row.uid} ({row.name}) is missing from the files store"
+    assert backups_storage.list() == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        ({"organization_sid": "nope"}, NotFoundError, "organization 'nope' does not exist"),
+        ({"organization_sid": "x' OR '1'='1"}, NotFoundError, "does not exist"),
+        ({"requested_by": "member@org-1.example"}, PermissionDeniedError, "is not an admin"),
+        ({"requested_by": "stranger@elsewhere.example"}, PermissionDeniedError, "is not an admin"),
+        ({"requested_by": "admin@org-2.example"}, PermissionDeniedError, "is not an admin"),
+        ({"name": ""}, InvalidInputError, "backup name is empty"),
+        ({"name": "   \t "}, InvalidInputError, "backup name is empty"),
+        ({"name": "x" * 256}, InvalidInputError, "256 characters; the limit is 255"),
+        ({"name": "bell\x07"}, InvalidInputError, "control characters"),
+        ({"description": "d" * 5001}, InvalidInputError, "the limit is 5000"),
+    ],
+)
+def test_a_bad_request_is_refused_and_writes_nothing(sessions, files, organization, changes, error, message) -> None:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        make_organization(session, files, sid="org-2", file_names=[])
+    with sessions() as session, pytest.raises(error, match=message):
+        backups.start_backup(session, request_for(organization, **changes))
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Backup)) == 0
+
+
+def test_admin_email_matches_case_insensitively_and_names_are_trimmed(sessions, organization) -> None:  # type: ignore[no-untyped-def]
+    request = request_for(organization, requested_by=organization.admin_email.upper(), name="  Q1 ")
+    with sessions() as session:
+        backup = session.get(Backup, backups.start_backup(session, request))
+        assert backup.name == "Q1"
+        assert backup.status is BackupStatus.IN_PROGRESS
+
+
+def test_starting_again_under_the_same_flow_run_continues_the_same_backup(sessions, organization) -> None:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        first = backups.start_backup(session, request_for(organization), flow_run_id="run-1")
+        assert backups.fail_backup(session, first, "boom")
+        again = backups.start_backup(session, request_for(organization), flow_run_id="run-1")
+        other = backups.start_backup(session, request_for(organization), flow_run_id="run-2")
+        assert again == first != other
+        backup = session.get(Backup, first)
+        session.refresh(backup)
+        assert (backup.status, backup.error) == (BackupStatus.IN_PROGRESS, None)
+
+
+def test_fail_backup_leaves_a_completed_backup_alone(sessions, files, backups_storage, organization) -> None:  # type: ignore[no-untyped-def]
+    sid = run_backup(sessions, files, backups_storage, request_for(organization))
+    with sessions() as session:
+        assert not backups.fail_backup(session, sid, "late failure")
+        assert session.get(Backup, sid).status is BackupStatus.COMPLETED
+
+
+def test_list_is_newest_first_and_unknown_sid_is_not_found(sessions, organization) -> None:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        older = backups.start_backup(session, request_for(organization),
+                                     now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+        newer = backups.start_backup(session, request_for(organization),
+                                     now=datetime(2026, 2, 1, tzinfo=timezone.utc))
+        assert [b.sid for b in backups.list_backups(session)] == [newer, older]
+        with pytest.raises(NotFoundError, match="backup 'bk-nope' does not exist"):
+            backups.get_backup(session, "bk-nope")
