@@ -32,9 +32,14 @@ app.add_typer(db_app, name="db")
 app.add_typer(backup_app, name="backup")
 
 stdout = Console()
-stderr = Console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def fail(message: str) -> typer.Exit:
+    """Print `error: message` as one unwrapped line on stderr; raise the returned exit."""
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    return typer.Exit(code=1)
 
 
 @contextmanager
@@ -43,13 +48,10 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except LabvaultError as exc:
-        stderr.print(f"error: {exc}", markup=False, highlight=False)
-        raise typer.Exit(code=1) from None
+        raise fail(str(exc)) from None
     except SQLAlchemyError as exc:
-        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
-        stderr.print(f"error: database: {reason}; check LABVAULT_DATABASE_URL and run "
-                     "`labvault db upgrade`", markup=False, highlight=False)
-        raise typer.Exit(code=1) from None
+        reason = str(getattr(exc, "orig", None) or exc)
+        raise fail(f"database: {reason}; check LABVAULT_DATABASE_URL and run `labvault db upgrade`") from None
 
 
 def _settings() -> Settings:
@@ -132,9 +134,7 @@ def backup_create(
     else:
         print_details(details)
     if details.status != "Completed":
-        stderr.print(f"error: backup {details.sid} failed: {details.error}", markup=False,
-                     highlight=False)
-        raise typer.Exit(code=1)
+        raise fail(f"backup {details.sid} failed: {details.error}")
 
 
 @backup_app.command("list")
