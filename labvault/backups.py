@@ -301,6 +301,20 @@ def fail_backup(session: Session, sid: str, reason: str) -> bool:
     return bool(result.rowcount)
 
 
+def newest_started_since(session: Session, organization_sid: str, requested_by: str,
+                         since: datetime) -> Backup | None:
+    """The requester's newest backup of the organization started at or after `since`.
+
+    Lets a watcher (the CLI's progress bar) find a backup it asked a flow to make.
+    """
+    return session.scalar(
+        select(Backup).where(Backup.organization_sid == organization_sid,
+                             func.lower(Backup.created_by) == requested_by.lower(),
+                             Backup.date_created >= since)
+        .order_by(Backup.date_created.desc()).limit(1)
+    )
+
+
 def backup_for_flow_run(session: Session, flow_run_id: str) -> Backup | None:
     return session.scalar(select(Backup).where(Backup.flow_run_id == flow_run_id))
 

@@ -23,6 +23,7 @@ from labvault.backups import BackupDetails, BackupRequest
 from labvault.database import session_factory, upgrade_schema
 from labvault.errors import LabvaultError
 from labvault.settings import Settings, get_settings
+from labvault_cli.progress import backup_progress_bar
 
 app = typer.Typer(help="labvault: backups of lab-data platforms, run as Prefect flows.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -99,14 +100,17 @@ def db_upgrade() -> None:
     stdout.print("Database schema is up to date.")
 
 
-def run_create_backup(request: BackupRequest) -> BackupDetails:
+def run_create_backup(request: BackupRequest, *, show_progress: bool) -> BackupDetails:
     """Run the create-backup flow in this process and return the backup as it ended."""
     from flows.create_backup import create_backup  # Prefect loads only when a flow runs
 
-    state = create_backup(organization_sid=request.organization_sid, name=request.name,
-                          requested_by=request.requested_by, description=request.description,
-                          return_state=True)
-    with session_factory(get_settings().database_url)() as session:
+    database_url = get_settings().database_url
+    with backup_progress_bar(database_url, request.organization_sid, request.requested_by,
+                             enabled=show_progress and sys.stderr.isatty()):
+        state = create_backup(organization_sid=request.organization_sid, name=request.name,
+                              requested_by=request.requested_by, description=request.description,
+                              return_state=True)
+    with session_factory(database_url)() as session:
         backup = backups.backup_for_flow_run(session, str(state.state_details.flow_run_id))
         if backup is None:  # refused before any row existed
             state.result()  # raises the refusal
@@ -128,7 +132,7 @@ def backup_create(
     with user_errors():
         with session_factory(settings.database_url)() as session:
             request = backups.check_request(session, BackupRequest(org, name, description, requested_by))
-        details = run_create_backup(request)
+        details = run_create_backup(request, show_progress=not as_json)
     if as_json:
         _print_json(asdict(details))
     else:
@@ -184,7 +188,7 @@ def demo() -> None:
         stdout.print(f"Demo organization {loaded.sid!r} {'loaded' if loaded.created else 'already there'}; "
                      f"backing it up as {loaded.admin_email} …")
         details = run_create_backup(BackupRequest(loaded.sid, "Demo backup", "Made by labvault demo",
-                                                  loaded.admin_email))
+                                                  loaded.admin_email), show_progress=True)
     print_details(details)
     if details.status == "Completed":
         stdout.print(f"\nThe zip is at: {details.file_path}")
