@@ -13,12 +13,14 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, BinaryIO
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from labvault.archive import ArchiveWriter, SealedArchive
+from labvault.catalog import get_backup
 from labvault.errors import (
     InvalidInputError,
     MissingBlobError,
@@ -27,6 +29,7 @@ from labvault.errors import (
     TransientError,
 )
 from labvault.models import Backup, BackupStatus, File, Organization, User, Version, utcnow
+from labvault.pricing import Pricing
 from labvault.safe_names import file_entry_name, safe_component, version_entry_name
 from labvault.storage import Storage
 
@@ -56,6 +59,21 @@ def _check_text(label: str, value: str, limit: int, *, required: bool) -> str:
     return text
 
 
+def require_admin(session: Session, organization_sid: str, email: str) -> None:
+    """Only an organization's admins may create or delete its backups."""
+    is_admin = session.scalar(
+        select(func.count()).select_from(User).where(
+            User.organization_sid == organization_sid,
+            func.lower(User.email) == email.strip().lower(),
+            User.is_admin.is_(True),
+        )
+    )
+    if not is_admin:
+        raise PermissionDeniedError(
+            f"{email!r} is not an admin of organization {organization_sid!r}"
+        )
+
+
 def check_request(session: Session, request: BackupRequest) -> BackupRequest:
     """Refuse a bad request with one clear line; return it with name and description trimmed."""
     name = _check_text("name", request.name, NAME_MAX_CHARS, required=True)
@@ -63,17 +81,7 @@ def check_request(session: Session, request: BackupRequest) -> BackupRequest:
                               required=False)
     if session.get(Organization, request.organization_sid) is None:
         raise NotFoundError(f"organization {request.organization_sid!r} does not exist")
-    is_admin = session.scalar(
-        select(func.count()).select_from(User).where(
-            User.organization_sid == request.organization_sid,
-            func.lower(User.email) == request.requested_by.strip().lower(),
-            User.is_admin.is_(True),
-        )
-    )
-    if not is_admin:
-        raise PermissionDeniedError(
-            f"{request.requested_by!r} is not an admin of organization {request.organization_sid!r}"
-        )
+    require_admin(session, request.organization_sid, request.requested_by)
     return BackupRequest(request.organization_sid, name, description, request.requested_by.strip())
 
 
@@ -91,7 +99,7 @@ def _file_criteria(backup: Backup) -> Any:
 
 
 def start_backup(session: Session, request: BackupRequest, *, flow_run_id: str | None = None,
-                 now: datetime | None = None) -> str:
+                 cost: Decimal | None = None, now: datetime | None = None) -> str:
     """Validate the request and insert the row In Progress; commits.
 
     Re-entrant: when a row already belongs to `flow_run_id` (the Prefect UI's Retry runs the same
@@ -105,16 +113,27 @@ def start_backup(session: Session, request: BackupRequest, *, flow_run_id: str |
             select(Backup).where(Backup.flow_run_id == flow_run_id, Backup.date_deleted.is_(None))
         )
     if backup is None:
-        backup = Backup(sid=new_backup_sid(), organization_sid=request.organization_sid,
-                        flow_run_id=flow_run_id)
+        backup = Backup(sid=new_backup_sid(), organization_sid=request.organization_sid)
         session.add(backup)
     backup.name = request.name
     backup.description = request.description
     backup.created_by = request.requested_by
+    backup.cost = cost
+    _reset_to_in_progress(session, backup, flow_run_id, now)
+    return backup.sid
+
+
+def _reset_to_in_progress(session: Session, backup: Backup, flow_run_id: str | None,
+                          now: datetime) -> None:
+    """(Re)start a backup's run: its contents will be the state of the data at `now`. Commits."""
     backup.status = BackupStatus.IN_PROGRESS
+    backup.flow_run_id = flow_run_id
     backup.error = None
     backup.date_created = now
     backup.heartbeat_at = now
+    backup.date_completed = backup.date_expired = None
+    backup.versions = backup.files = backup.file_size = None
+    backup.file_path = None
     backup.progress_done = 0
     session.flush()
     backup.progress_total = sum(
@@ -122,24 +141,24 @@ def start_backup(session: Session, request: BackupRequest, *, flow_run_id: str |
         for model, criteria in ((Version, _version_criteria(backup)), (File, _file_criteria(backup)))
     )
     session.commit()
+
+
+def restart_backup(session: Session, sid: str, *, flow_run_id: str | None = None,
+                   now: datetime | None = None) -> str:
+    """Make an Error backup In Progress again, same sid, error cleared. Commits."""
+    backup = check_retry(session, sid)
+    _reset_to_in_progress(session, backup, flow_run_id, now or utcnow())
     return backup.sid
 
 
-def get_backup(session: Session, sid: str) -> Backup:
-    backup = session.get(Backup, sid)
-    if backup is None or backup.date_deleted is not None:
-        raise NotFoundError(f"backup {sid!r} does not exist")
-    return backup
-
-
-def list_backups(session: Session) -> list[Backup]:
-    """Every backup not deleted, newest first."""
-    return list(
-        session.scalars(
-            select(Backup).where(Backup.date_deleted.is_(None))
-            .order_by(Backup.date_created.desc(), Backup.sid)
+def check_retry(session: Session, sid: str) -> Backup:
+    """Only a backup in Error can be retried: a Completed one is done, an In Progress one runs."""
+    backup = get_backup(session, sid)
+    if backup.status is not BackupStatus.ERROR:
+        raise InvalidInputError(
+            f"backup {sid} is {backup.status.label}; only a backup in Error can be retried"
         )
-    )
+    return backup
 
 
 def archive_key(backup: Backup) -> str:
@@ -269,8 +288,9 @@ def copy_files(session: Session, sid: str, files_storage: Storage, archive: Arch
 
 
 def finish_backup(session: Session, sid: str, sealed: SealedArchive, *, link: str,
-                  retention_days: int, now: datetime | None = None) -> Backup:
-    """Mark the backup Completed; it expires `retention_days` after completion. Commits."""
+                  pricing: Pricing, now: datetime | None = None) -> Backup:
+    """Mark the backup Completed, charged by its real size; it expires `retention_days` after
+    completion, so a long backup is never due before it can be downloaded. Commits."""
     now = now or utcnow()
     backup = get_backup(session, sid)
     backup.status = BackupStatus.COMPLETED
@@ -279,7 +299,8 @@ def finish_backup(session: Session, sid: str, sealed: SealedArchive, *, link: st
     backup.file_size = sealed.size
     backup.file_path = link
     backup.date_completed = now
-    backup.date_expired = now + timedelta(days=retention_days)
+    backup.date_expired = now + timedelta(days=pricing.retention_days)
+    backup.cost = pricing.creation_cost(sealed.size)
     backup.progress_done = backup.progress_total
     backup.heartbeat_at = now
     backup.error = None
@@ -299,53 +320,3 @@ def fail_backup(session: Session, sid: str, reason: str) -> bool:
     )
     session.commit()
     return bool(result.rowcount)
-
-
-def newest_started_since(session: Session, organization_sid: str, requested_by: str,
-                         since: datetime) -> Backup | None:
-    """The requester's newest backup of the organization started at or after `since`.
-
-    Lets a watcher (the CLI's progress bar) find a backup it asked a flow to make.
-    """
-    return session.scalar(
-        select(Backup).where(Backup.organization_sid == organization_sid,
-                             func.lower(Backup.created_by) == requested_by.lower(),
-                             Backup.date_created >= since)
-        .order_by(Backup.date_created.desc()).limit(1)
-    )
-
-
-def backup_for_flow_run(session: Session, flow_run_id: str) -> Backup | None:
-    return session.scalar(select(Backup).where(Backup.flow_run_id == flow_run_id))
-
-
-@dataclass(frozen=True)
-class BackupDetails:
-    """A backup as people and scripts see it (status by its label, sizes in bytes)."""
-
-    sid: str
-    name: str
-    description: str
-    status: str
-    versions: int | None
-    files: int | None
-    file_size: int | None
-    file_path: str | None
-    date_created: str
-    date_expired: str | None
-    error: str | None
-    organization_sid: str
-    requested_by: str | None
-    flow_run_id: str | None
-
-    @classmethod
-    def of(cls, backup: Backup) -> "BackupDetails":
-        return cls(
-            sid=backup.sid, name=backup.name, description=backup.description,
-            status=backup.status.label, versions=backup.versions, files=backup.files,
-            file_size=backup.file_size, file_path=backup.file_path,
-            date_created=backup.date_created.isoformat(),
-            date_expired=backup.date_expired.isoformat() if backup.date_expired else None,
-            error=backup.error, organization_sid=backup.organization_sid,
-            requested_by=backup.created_by, flow_run_id=backup.flow_run_id,
-        )

@@ -1,21 +1,29 @@
-"""Telling the requester a backup is done: the message, and the seam a mailer plugs into.
+"""Telling people a backup is done: the message, and how it is sent (SMTP, or the log).
 
-Email over SMTP arrives with the lifecycle issue as another `Notifier`; until then notices are
-logged. A notice never carries secrets: only the backup's public fields and its link.
+A notice carries only the backup's public fields and its link, never a secret. Sending is kept
+apart from the backup's status: a failed email is retried and logged, and never turns a
+Completed backup into Error.
 """
 
 from __future__ import annotations
 
 import logging
+import smtplib
 from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import Protocol
 
-from labvault.backups import BackupDetails
+from labvault.catalog import BackupDetails
+from labvault.errors import TransientError
+from labvault.settings import Settings
+from labvault.sizes import human_size
+
+SMTP_TIMEOUT_SECONDS = 30
 
 
 @dataclass(frozen=True)
 class BackupNotice:
-    to: str
+    to: tuple[str, ...]
     subject: str
     body: str
 
@@ -24,27 +32,73 @@ class Notifier(Protocol):
     def send(self, notice: BackupNotice) -> None: ...
 
 
-def backup_notice(details: BackupDetails) -> BackupNotice:
-    """The message for a finished backup, Completed or Error."""
+def backup_notice(details: BackupDetails, also_to: list[str] | None = None) -> BackupNotice:
+    """The message for a finished backup, Completed or Error, to its requester and `also_to`."""
+    recipients = tuple(dict.fromkeys(
+        address for address in [details.requested_by or "", *(also_to or [])] if address
+    ))
+    subject = f"[labvault] Backup {details.name!r} {details.status}"
     if details.status == "Completed":
-        subject = f"Backup {details.name!r} is ready"
         body = (
-            f"Your backup {details.sid} ({details.name}) is ready: {details.versions} versions, "
-            f"{details.files} files, {details.file_size} bytes.\n"
+            f"Your backup {details.name!r} ({details.sid}) of organization "
+            f"{details.organization_sid} is ready.\n\n"
+            f"Versions: {details.versions}\nFiles: {details.files}\n"
+            f"Size: {human_size(details.file_size)} ({details.file_size} bytes)\n"
+            f"Expires: {details.date_expired} (it is deleted automatically then)\n\n"
             f"Download: {details.file_path}\n"
-            f"It will be deleted on {details.date_expired}."
         )
     else:
-        subject = f"Backup {details.name!r} failed"
-        body = f"Your backup {details.sid} ({details.name}) failed: {details.error}"
-    return BackupNotice(to=details.requested_by or "", subject=subject, body=body)
+        body = (
+            f"Your backup {details.name!r} ({details.sid}) of organization "
+            f"{details.organization_sid} failed.\n\n"
+            f"What failed: {details.error}\n\n"
+            f"To retry it under the same sid: labvault backup retry {details.sid}\n"
+            "(or run the retry-backup deployment, or Retry the failed run in the Prefect UI).\n"
+        )
+    return BackupNotice(to=recipients, subject=subject, body=body)
 
 
 class LogNotifier:
-    """Writes the notice to a logger (the default until email is configured)."""
+    """Writes the notice to a logger: the default when no SMTP host is configured."""
 
     def __init__(self, logger: logging.Logger | logging.LoggerAdapter) -> None:  # type: ignore[type-arg]
         self._logger = logger
 
     def send(self, notice: BackupNotice) -> None:
-        self._logger.info("Notice to %s: %s\n%s", notice.to, notice.subject, notice.body)
+        self._logger.info("Notice to %s: %s\n%s", ", ".join(notice.to) or "nobody",
+                          notice.subject, notice.body)
+
+
+class SmtpNotifier:
+    """Sends the notice as a plain-text email; connection failures are transient."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def send(self, notice: BackupNotice) -> None:
+        if not notice.to:
+            return
+        settings = self._settings
+        message = EmailMessage()
+        message["From"] = settings.smtp_from
+        message["To"] = ", ".join(notice.to)
+        message["Subject"] = notice.subject
+        message.set_content(notice.body)
+        try:
+            with smtplib.SMTP(settings.smtp_host, settings.smtp_port,
+                              timeout=SMTP_TIMEOUT_SECONDS) as smtp:
+                if settings.smtp_starttls:
+                    smtp.starttls()
+                if settings.smtp_username and settings.smtp_password is not None:
+                    smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+                smtp.send_message(message)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise TransientError(
+                f"cannot send email via {settings.smtp_host}:{settings.smtp_port}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def notifier_for(settings: Settings, logger: logging.Logger | logging.LoggerAdapter) -> Notifier:  # type: ignore[type-arg]
+    """SMTP when `LABVAULT_SMTP_HOST` is set, else the log."""
+    return SmtpNotifier(settings) if settings.smtp_host else LogNotifier(logger)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
-from pydantic import Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from typing import Annotated
+
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from labvault.errors import InvalidInputError
 
@@ -33,6 +37,33 @@ class Settings(BaseSettings):
         30, ge=1, le=3650, description="Days a completed backup is kept, counted from its completion."
     )
 
+    stale_after_minutes: int = Field(
+        60, ge=1, description="An In Progress backup with no progress for this long is reaped to Error."
+    )
+    price_per_gb: Decimal = Field(
+        Decimal("0.10"), ge=0, description="One-off charge per GB (10^9 bytes) of backup created."
+    )
+    storage_price_per_gb_month: Decimal = Field(
+        Decimal("0.02"), ge=0, description="Charge per GB and month while a backup is kept."
+    )
+    currency: str = Field("USD", min_length=3, max_length=3, description="ISO 4217 code of prices.")
+    notify_emails: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated addresses told of every backup too."
+    )
+    smtp_host: str = Field("", description="SMTP server; empty means notices are only logged.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port.")
+    smtp_username: str = Field("", description="SMTP user name, if the server wants a login.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password (never logged).")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_from: str = Field("labvault@localhost", description="Sender address of notices.")
+
+    @field_validator("notify_emails", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     @model_validator(mode="after")
     def _fill_defaults_under_home(self) -> "Settings":
         self.home = self.home.expanduser()
@@ -42,6 +73,8 @@ class Settings(BaseSettings):
             self.files_url = str(self.home / "files")
         if not self.backups_url:
             self.backups_url = str(self.home / "backups")
+        if self.smtp_username and self.smtp_password is None:
+            raise ValueError("smtp_password is required when smtp_username is set")
         return self
 
 
@@ -49,6 +82,8 @@ def get_settings() -> Settings:
     """Read the settings now (tests and workers change the environment between calls)."""
     try:
         return Settings()
+    except SettingsError as exc:
+        raise InvalidInputError(f"{exc}; fix that environment variable") from exc
     except ValidationError as exc:
         error = exc.errors()[0]
         variable = "LABVAULT_" + str(error["loc"][0]).upper() if error["loc"] else "LABVAULT_*"

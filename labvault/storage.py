@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from datetime import datetime, timezone
 from typing import BinaryIO, Protocol
 
 import fsspec
@@ -33,6 +34,7 @@ class Storage(Protocol):
     def open_write(self, key: str) -> PendingWrite: ...
     def exists(self, key: str) -> bool: ...
     def size(self, key: str) -> int: ...
+    def modified(self, key: str) -> datetime: ...
     def delete(self, key: str) -> None: ...
     def list(self, prefix: str = "") -> list[str]: ...
     def link(self, key: str) -> str: ...
@@ -114,6 +116,11 @@ class FsspecStorage:
             return int(self.fs.size(self._path(key)))
         except FileNotFoundError as exc:
             raise MissingBlobError(f"{key!r} is missing from {self.url}") from exc
+
+    def modified(self, key: str) -> datetime:
+        """When the object was last written, timezone-aware UTC."""
+        stamp = self.fs.modified(self._path(key))
+        return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp
 
     def delete(self, key: str) -> None:
         path = self._path(key)

@@ -1,16 +1,18 @@
 """`labvault`: the command-line door into the same flows the Prefect UI runs.
 
-Commands stay thin: they parse options, call the domain or a flow, and print a table or JSON.
-User mistakes end as one line on stderr and exit code 1, never a traceback.
+Commands stay thin: they check the request with the domain (fast, no Prefect), run a flow or
+read the database, and print a table or JSON. User mistakes end as one line on stderr and exit
+code 1, never a traceback.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
@@ -18,23 +20,28 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from labvault import backups
-from labvault.backups import BackupDetails, BackupRequest
+from labvault import backups, catalog, deletion
+from labvault.backups import BackupRequest
+from labvault.catalog import BackupDetails
 from labvault.database import session_factory, upgrade_schema
 from labvault.errors import LabvaultError
+from labvault.pricing import Estimate, Pricing, estimate_backup
 from labvault.settings import Settings, get_settings
+from labvault.sizes import human_size
 from labvault_cli.progress import backup_progress_bar
 
 app = typer.Typer(help="labvault: backups of lab-data platforms, run as Prefect flows.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="The labvault database schema.", no_args_is_help=True)
-backup_app = typer.Typer(help="Create, list and inspect backups.", no_args_is_help=True)
+backup_app = typer.Typer(help="Create, find, retry and delete backups.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(backup_app, name="backup")
 
 stdout = Console()
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+YesOption = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
+SidArgument = Annotated[str, typer.Argument(help="The backup's sid.")]
 
 
 def fail(message: str) -> typer.Exit:
@@ -60,35 +67,93 @@ def _settings() -> Settings:
         return get_settings()
 
 
+def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
+    return session_factory(settings.database_url)
+
+
 def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=_json_default) + "\n")
 
 
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "—"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"cannot print {type(value).__name__} as JSON")
 
 
-def print_details(details: BackupDetails) -> None:
+def confirm(question: str, yes: bool) -> None:
+    """Ask on a terminal; with no terminal and no --yes, refuse rather than guess."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise fail("this needs confirmation and there is no terminal to ask on; pass --yes")
+    if not typer.confirm(question, default=False):
+        raise fail("not confirmed: nothing was changed")
+
+
+def _table(rows: list[tuple[str, Any]]) -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
-    size = f"{human_size(details.file_size)} ({details.file_size} bytes)" if details.file_size is not None else "—"
-    for label, value in [
-        ("sid", details.sid), ("name", details.name), ("description", details.description or "—"),
+    for label, value in rows:
+        table.add_row(label, "—" if value is None or value == "" else str(value))
+    return table
+
+
+def print_details(details: BackupDetails, currency: str) -> None:
+    size = (f"{human_size(details.file_size)} ({details.file_size} bytes)"
+            if details.file_size is not None else None)
+    progress = (f"{details.progress_done or 0} of {details.progress_total} items"
+                if details.progress_total is not None else None)
+    stdout.print(_table([
+        ("sid", details.sid), ("name", details.name), ("description", details.description),
         ("status", details.status), ("versions", details.versions), ("files", details.files),
-        ("file size", size), ("file path", details.file_path or "—"),
-        ("date created", details.date_created), ("date expired", details.date_expired or "—"),
-        ("requested by", details.requested_by or "—"), ("flow run", details.flow_run_id or "—"),
-    ] + ([("error", details.error)] if details.error else []):
-        table.add_row(label, "—" if value is None else str(value))
-    stdout.print(table)
+        ("file size", size), ("file path", details.file_path),
+        ("date expired", details.date_expired), ("date created", details.date_created),
+        ("organization", details.organization_sid),
+        ("cost", f"{details.cost:.2f} {currency}" if details.cost is not None else None),
+        ("requested by", details.requested_by), ("progress", progress),
+        ("last progress", details.heartbeat_at), ("flow run", details.flow_run_id),
+        ("error", details.error),
+    ]))
+
+
+def print_estimate(estimate: Estimate) -> None:
+    currency = estimate.currency
+    stdout.print(_table([
+        ("organization", estimate.organization_sid), ("versions", estimate.versions),
+        ("files", estimate.files),
+        ("estimated size", f"{human_size(estimate.estimated_bytes)} ({estimate.estimated_bytes} bytes)"),
+        ("cost", f"{estimate.cost} {currency}"),
+        ("storage", f"{estimate.storage_cost_per_month} {currency} per month; "
+                    f"{estimate.storage_cost_for_retention} {currency} for the "
+                    f"{estimate.retention_days} days it is kept"),
+    ]))
+
+
+def run_flow(flow: Callable[..., Any], **parameters: Any) -> Any:
+    """Run a flow in this process and return its final state (Prefect's ephemeral mode if no
+    PREFECT_API_URL is set)."""
+    return flow(**parameters, return_state=True)
+
+
+def _backup_of_run(settings: Settings, state: Any) -> BackupDetails:
+    """The backup a create or retry run worked on; a run refused before any row re-raises."""
+    with _sessions(settings)() as session:
+        backup = catalog.backup_for_flow_run(session, str(state.state_details.flow_run_id))
+        if backup is None:
+            state.result()  # raises the refusal
+            raise LabvaultError("the flow run ended without a backup")
+        return BackupDetails.of(backup)
+
+
+def _report_backup(details: BackupDetails, settings: Settings, as_json: bool) -> None:
+    if as_json:
+        _print_json(asdict(details))
+    else:
+        print_details(details, settings.currency)
+    if details.status != "Completed":
+        raise fail(f"backup {details.sid} failed: {details.error}")
 
 
 @db_app.command("upgrade")
@@ -100,22 +165,31 @@ def db_upgrade() -> None:
     stdout.print("Database schema is up to date.")
 
 
-def run_create_backup(request: BackupRequest, *, show_progress: bool) -> BackupDetails:
-    """Run the create-backup flow in this process and return the backup as it ended."""
+@backup_app.command("estimate")
+def backup_estimate(
+    org: Annotated[str, typer.Option("--org", help="Organization sid.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show the size and cost a backup of the organization would have now."""
+    settings = _settings()
+    with user_errors(), _sessions(settings)() as session:
+        estimate = estimate_backup(session, org, Pricing.of(settings))
+    if as_json:
+        _print_json(asdict(estimate))
+    else:
+        print_estimate(estimate)
+
+
+def create_backup_now(settings: Settings, request: BackupRequest, *, progress: bool) -> BackupDetails:
+    """Run the create-backup flow for an already checked and confirmed request."""
     from flows.create_backup import create_backup  # Prefect loads only when a flow runs
 
-    database_url = get_settings().database_url
-    with backup_progress_bar(database_url, request.organization_sid, request.requested_by,
-                             enabled=show_progress and sys.stderr.isatty()):
-        state = create_backup(organization_sid=request.organization_sid, name=request.name,
-                              requested_by=request.requested_by, description=request.description,
-                              return_state=True)
-    with session_factory(database_url)() as session:
-        backup = backups.backup_for_flow_run(session, str(state.state_details.flow_run_id))
-        if backup is None:  # refused before any row existed
-            state.result()  # raises the refusal
-            raise LabvaultError("the create-backup flow ended without a backup")
-        return BackupDetails.of(backup)
+    with backup_progress_bar(settings.database_url, request.organization_sid,
+                             request.requested_by, enabled=progress and sys.stderr.isatty()):
+        state = run_flow(create_backup, organization_sid=request.organization_sid,
+                         name=request.name, requested_by=request.requested_by,
+                         description=request.description)
+    return _backup_of_run(settings, state)
 
 
 @backup_app.command("create")
@@ -124,34 +198,41 @@ def backup_create(
     name: Annotated[str, typer.Option("--name", help="Short name of the backup.")],
     requested_by: Annotated[str, typer.Option("--as", help="Email of an admin of the organization.")],
     description: Annotated[str, typer.Option("--description", help="Longer text to remember it by.")] = "",
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: YesOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Back up one organization now, by running the create-backup flow."""
+    """Back up one organization now: show the cost, ask, then run the create-backup flow."""
     settings = _settings()
     with user_errors():
-        with session_factory(settings.database_url)() as session:
+        with _sessions(settings)() as session:
             request = backups.check_request(session, BackupRequest(org, name, description, requested_by))
-        details = run_create_backup(request, show_progress=not as_json)
-    if as_json:
-        _print_json(asdict(details))
-    else:
-        print_details(details)
-    if details.status != "Completed":
-        raise fail(f"backup {details.sid} failed: {details.error}")
+            estimate = estimate_backup(session, org, Pricing.of(settings))
+        if not as_json:
+            print_estimate(estimate)
+        confirm(f"Create this backup for {estimate.cost} {estimate.currency}?", yes)
+        details = create_backup_now(settings, request, progress=not as_json)
+    _report_backup(details, settings, as_json)
 
 
 @backup_app.command("list")
-def backup_list(as_json: JsonOption = False) -> None:
+def backup_list(
+    search: Annotated[str | None, typer.Option("--search", help="Keyword in sid, name or description.")] = None,
+    status: Annotated[str, typer.Option("--status", help="all, completed, in-progress or error.")] = "all",
+    org: Annotated[str | None, typer.Option("--org", help="Only this organization's backups.")] = None,
+    as_json: JsonOption = False,
+) -> None:
     """List backups, newest first."""
     settings = _settings()
-    with user_errors(), session_factory(settings.database_url)() as session:
-        rows = [BackupDetails.of(b) for b in backups.list_backups(session)]
+    with user_errors(), _sessions(settings)() as session:
+        rows = [BackupDetails.of(b) for b in catalog.list_backups(
+            session, search=search, status=catalog.parse_status_filter(status),
+            organization_sid=org)]
     if as_json:
         _print_json([asdict(row) for row in rows])
         return
     if not rows:
-        stdout.print("No backups yet.")
+        filtered = search is not None or status != "all" or org is not None
+        stdout.print("No backups match." if filtered else "No backups yet.")
         return
     table = Table("sid", "name", "status", "versions", "files", "size", "created", "expires")
     for row in rows:
@@ -162,16 +243,73 @@ def backup_list(as_json: JsonOption = False) -> None:
 
 
 @backup_app.command("show")
-def backup_show(sid: Annotated[str, typer.Argument(help="The backup's sid.")],
-                as_json: JsonOption = False) -> None:
-    """Show every field of one backup."""
+def backup_show(sid: SidArgument, as_json: JsonOption = False) -> None:
+    """Show every field of one backup, with its progress while it runs."""
     settings = _settings()
-    with user_errors(), session_factory(settings.database_url)() as session:
-        details = BackupDetails.of(backups.get_backup(session, sid))
+    with user_errors(), _sessions(settings)() as session:
+        details = BackupDetails.of(catalog.get_backup(session, sid))
     if as_json:
         _print_json(asdict(details))
     else:
-        print_details(details)
+        print_details(details, settings.currency)
+
+
+@backup_app.command("delete")
+def backup_delete(
+    sid: SidArgument,
+    requested_by: Annotated[str, typer.Option("--as", help="Email of an admin of the backup's organization.")],
+    yes: YesOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete a backup: its archive leaves storage and the backup leaves every listing."""
+    from flows.delete_backup import delete_backup
+
+    settings = _settings()
+    with user_errors():
+        with _sessions(settings)() as session:
+            backup = deletion.check_delete(session, sid, requested_by)
+            name = backup.name
+        confirm(f"Delete backup {sid} ({name}) and its archive?", yes)
+        run_flow(delete_backup, backup_sid=sid, requested_by=requested_by).result()
+    if as_json:
+        _print_json({"sid": sid, "deleted": True})
+    else:
+        stdout.print(f"Backup {sid} ({name}) deleted.")
+
+
+@backup_app.command("retry")
+def backup_retry(sid: SidArgument, as_json: JsonOption = False) -> None:
+    """Make a backup that ended in Error again, under the same sid."""
+    from flows.retry_backup import retry_backup
+
+    settings = _settings()
+    with user_errors():
+        with _sessions(settings)() as session:
+            backup = backups.check_retry(session, sid)
+            organization, requester = backup.organization_sid, backup.created_by or ""
+        with backup_progress_bar(settings.database_url, organization, requester,
+                                 enabled=not as_json and sys.stderr.isatty()):
+            state = run_flow(retry_backup, backup_sid=sid)
+        details = _backup_of_run(settings, state)
+    _report_backup(details, settings, as_json)
+
+
+@app.command()
+def expire(as_json: JsonOption = False) -> None:
+    """Delete expired backups, reap stale runs to Error and remove orphaned partial archives."""
+    from flows.expire_backups import expire_backups
+
+    settings = _settings()
+    with user_errors():
+        report = run_flow(expire_backups).result()
+    if as_json:
+        _print_json(report)
+        return
+    stdout.print(_table([
+        ("deleted (expired)", ", ".join(report["deleted"]) or "none"),
+        ("reaped to Error (stale)", ", ".join(report["reaped"]) or "none"),
+        ("orphaned partials removed", ", ".join(report["orphans_removed"]) or "none"),
+    ]))
 
 
 @app.command()
@@ -183,14 +321,14 @@ def demo() -> None:
     settings = _settings()
     with user_errors():
         upgrade_schema(settings.database_url)
-        with session_factory(settings.database_url)() as session:
+        with _sessions(settings)() as session:
             loaded = load_demo(session, files_store(settings.files_url))
         stdout.print(f"Demo organization {loaded.sid!r} {'loaded' if loaded.created else 'already there'}; "
                      f"backing it up as {loaded.admin_email} …")
-        details = run_create_backup(BackupRequest(loaded.sid, "Demo backup", "Made by labvault demo",
-                                                  loaded.admin_email), show_progress=True)
-    print_details(details)
-    if details.status == "Completed":
-        stdout.print(f"\nThe zip is at: {details.file_path}")
-    else:
+        details = create_backup_now(settings, BackupRequest(loaded.sid, "Demo backup",
+                                                            "Made by labvault demo",
+                                                            loaded.admin_email), progress=True)
+    print_details(details, settings.currency)
+    if details.status != "Completed":
         raise typer.Exit(code=1)
+    stdout.print(f"\nThe zip is at: {details.file_path}")

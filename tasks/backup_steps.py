@@ -1,4 +1,4 @@
-"""The create-backup flow's tasks: each one step of `labvault.backups`, with logs and progress.
+"""The steps of making a backup, as tasks: each one call into `labvault`, with logs and progress.
 
 Tasks pass backup sids, never ORM objects. Retries are for transient errors only; the streaming
 steps (versions, files, seal) are not retried by Prefect because a zip stream cannot be rewound:
@@ -15,38 +15,15 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
 from labvault import backups
 from labvault.archive import ArchiveWriter, SealedArchive
-from labvault.backups import BackupDetails, BackupRequest, ProgressRecorder
-from labvault.database import session_factory
-from labvault.errors import TransientError
-from labvault.notification import LogNotifier, backup_notice
-from labvault.settings import get_settings
-from labvault.storage import backups_store, files_store
-
-
-def is_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry only what may pass by itself; a permanent error fails at once."""
-    try:
-        state.result()
-    except TransientError:
-        return True
-    except BaseException:
-        return False
-    return False
-
-
-RETRY_TRANSIENT: dict[str, Any] = {
-    "retries": 3,
-    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
-    "retry_condition_fn": is_transient,
-}
-
-
-def _sessions():  # type: ignore[no-untyped-def]
-    return session_factory(get_settings().database_url)
+from labvault.backups import BackupRequest, ProgressRecorder
+from labvault.catalog import BackupDetails, get_backup
+from labvault.notification import backup_notice, notifier_for
+from labvault.pricing import Estimate, Pricing, estimate_backup
+from tasks import context
+from tasks.retries import RETRY_TRANSIENT
 
 
 def _progress_artifact(sid: str, what: str) -> Callable[[int, int], None]:
@@ -61,29 +38,49 @@ def _progress_artifact(sid: str, what: str) -> Callable[[int, int], None]:
     return update
 
 
+@task(name="estimate-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+def estimate(request: BackupRequest) -> Estimate:
+    """Check the request, then size and price the backup from SQL aggregates."""
+    with context.sessions()() as session:
+        backups.check_request(session, request)
+        result = estimate_backup(session, request.organization_sid,
+                                 Pricing.of(context.settings()))
+    get_run_logger().info("Estimate for %s: %d versions, %d files, ~%d bytes, %s %s",
+                          request.organization_sid, result.versions, result.files,
+                          result.estimated_bytes, result.cost, result.currency)
+    return result
+
+
 @task(name="start-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
-def start_backup(organization_sid: str, name: str, description: str, requested_by: str,
-                 flow_run_id: str | None) -> str:
+def start_backup(request: BackupRequest, flow_run_id: str | None, cost: Any = None) -> str:
     """Check the requester is an admin and insert the backup row In Progress."""
-    request = BackupRequest(organization_sid, name, description, requested_by)
-    with _sessions()() as session:
-        sid = backups.start_backup(session, request, flow_run_id=flow_run_id)
-    get_run_logger().info("Backup %s of organization %s started by %s", sid, organization_sid,
-                          requested_by)
+    with context.sessions()() as session:
+        sid = backups.start_backup(session, request, flow_run_id=flow_run_id, cost=cost)
+    get_run_logger().info("Backup %s of organization %s started by %s", sid,
+                          request.organization_sid, request.requested_by)
+    return sid
+
+
+@task(name="restart-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+def restart_backup(sid: str, flow_run_id: str | None) -> str:
+    """Put an Error backup back In Progress under the same sid."""
+    with context.sessions()() as session:
+        backups.restart_backup(session, sid, flow_run_id=flow_run_id)
+    get_run_logger().info("Backup %s restarted", sid)
     return sid
 
 
 @task(name="open-archive", cache_policy=NO_CACHE)
 def open_archive(sid: str) -> ArchiveWriter:
     """Open the pending archive; it stays invisible until sealed."""
-    with _sessions()() as session:
-        return backups.open_archive(session, backups_store(get_settings().backups_url), sid)
+    with context.sessions()() as session:
+        return backups.open_archive(session, context.backups_storage(), sid)
 
 
 @task(name="snapshot-versions", cache_policy=NO_CACHE)
 def snapshot_versions(sid: str, archive: ArchiveWriter) -> int:
     """Stream every version of the organization into the archive as JSON."""
-    sessions = _sessions()
+    sessions = context.sessions()
     progress = ProgressRecorder(sessions, sid, listener=_progress_artifact(sid, "versions"))
     with sessions() as session:
         count = backups.snapshot_versions(session, sid, archive, progress)
@@ -94,11 +91,10 @@ def snapshot_versions(sid: str, archive: ArchiveWriter) -> int:
 @task(name="copy-files", cache_policy=NO_CACHE)
 def copy_files(sid: str, archive: ArchiveWriter) -> int:
     """Stream every uploaded file's bytes into the archive."""
-    sessions = _sessions()
+    sessions = context.sessions()
     progress = ProgressRecorder(sessions, sid, listener=_progress_artifact(sid, "files"))
     with sessions() as session:
-        count = backups.copy_files(session, sid, files_store(get_settings().files_url), archive,
-                                   progress)
+        count = backups.copy_files(session, sid, context.files(), archive, progress)
     get_run_logger().info("Backup %s: %d files copied", sid, count)
     return count
 
@@ -113,18 +109,21 @@ def seal_archive(sid: str, archive: ArchiveWriter) -> SealedArchive:
 
 @task(name="finish-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def finish_backup(sid: str, sealed: SealedArchive) -> dict[str, Any]:
-    """Mark the backup Completed with its counts, size, link and expiry."""
-    settings = get_settings()
-    link = backups_store(settings.backups_url).link(sealed.key)
-    with _sessions()() as session:
+    """Mark the backup Completed with its counts, size, link, cost and expiry."""
+    link = context.backups_storage().link(sealed.key)
+    with context.sessions()() as session:
         backup = backups.finish_backup(session, sid, sealed, link=link,
-                                       retention_days=settings.retention_days)
+                                       pricing=Pricing.of(context.settings()))
         return asdict(BackupDetails.of(backup))
 
 
-@task(name="notify", cache_policy=NO_CACHE)
+@task(name="notify", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def notify(sid: str) -> None:
-    """Tell the requester how the backup ended (logged until email is configured)."""
-    with _sessions()() as session:
-        details = BackupDetails.of(backups.get_backup(session, sid))
-    LogNotifier(get_run_logger()).send(backup_notice(details))
+    """Tell the requester (and LABVAULT_NOTIFY_EMAILS) how the backup ended."""
+    settings = context.settings()
+    with context.sessions()() as session:
+        details = BackupDetails.of(get_backup(session, sid))
+    notice = backup_notice(details, settings.notify_emails)
+    notifier_for(settings, get_run_logger()).send(notice)
+    get_run_logger().info("Backup %s: notice %r sent to %s", sid, notice.subject,
+                          ", ".join(notice.to))

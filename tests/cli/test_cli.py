@@ -51,7 +51,7 @@ def test_create_then_list_and_show_as_json(sessions, organization) -> None:  # t
 
 def test_show_prints_every_field_for_people(sessions, organization) -> None:  # type: ignore[no-untyped-def]
     created = json.loads(labvault("backup", "create", "--org", organization.sid, "--name", "Human",
-                                  "--as", organization.admin_email, "--json").stdout)
+                                  "--as", organization.admin_email, "--yes", "--json").stdout)
     result = labvault("backup", "show", created["sid"])
     assert result.exit_code == 0, result.output
     for label in ("sid", "name", "description", "status", "versions", "files", "file size",
@@ -84,7 +84,7 @@ def test_a_failed_backup_exits_non_zero_with_its_reason(sessions, files, organiz
     row, _ = next(iter(organization.files.values()))
     files.delete(row.storage_key)
     result = labvault("backup", "create", "--org", organization.sid, "--name", "x",
-                      "--as", organization.admin_email, "--json")
+                      "--as", organization.admin_email, "--yes", "--json")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["status"] == "Error"
     assert f"is missing from the files store" in result.stderr.strip().splitlines()[-1]

@@ -69,7 +69,7 @@ def test_task_runs_do_not_grow_with_the_number_of_items(sessions, files, organiz
     small, large = run(organization), run(bigger)
     assert small.is_completed() and large.is_completed()
     assert task_run_names(small) == task_run_names(large) == sorted([
-        "start-backup", "open-archive", "snapshot-versions", "copy-files", "seal-archive",
+        "estimate-backup", "start-backup", "open-archive", "snapshot-versions", "copy-files", "seal-archive",
         "finish-backup", "notify"])
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from labvault import backups
+from decimal import Decimal
+
+from labvault import backups, catalog
 from labvault.backups import BackupRequest, ProgressRecorder
 from labvault.errors import (
     InvalidInputError,
@@ -18,7 +20,10 @@ from labvault.errors import (
 )
 from labvault.models import Backup, BackupStatus, File, Version
 from tests.archive_checks import assert_archive_matches
+from labvault.pricing import Pricing
 from tests.factories import make_organization
+
+PRICING = Pricing(Decimal("0.10"), Decimal("0.02"), "USD", retention_days=30)
 
 
 def run_backup(sessions, files, backups_storage, request: BackupRequest, **start) -> str:  # type: ignore[no-untyped-def]
@@ -31,7 +36,7 @@ def run_backup(sessions, files, backups_storage, request: BackupRequest, **start
         backups.copy_files(session, sid, files, archive, progress)
         sealed = archive.seal()
         backups.finish_backup(session, sid, sealed, link=backups_storage.link(sealed.key),
-                              retention_days=30)
+                              pricing=PRICING)
     return sid
 
 
@@ -137,6 +142,6 @@ def test_list_is_newest_first_and_unknown_sid_is_not_found(sessions, organizatio
                                      now=datetime(2026, 1, 1, tzinfo=timezone.utc))
         newer = backups.start_backup(session, request_for(organization),
                                      now=datetime(2026, 2, 1, tzinfo=timezone.utc))
-        assert [b.sid for b in backups.list_backups(session)] == [newer, older]
+        assert [b.sid for b in catalog.list_backups(session)] == [newer, older]
         with pytest.raises(NotFoundError, match="backup 'bk-nope' does not exist"):
-            backups.get_backup(session, "bk-nope")
+            catalog.get_backup(session, "bk-nope")

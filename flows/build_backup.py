@@ -1,0 +1,58 @@
+"""The part of the job that create-backup and retry-backup share: archive, finish, notify.
+
+Also the failure hook both flows use: whatever fails after a backup row exists turns that row
+into Error with a one-line reason; the archive writer has already removed its partial output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger
+
+from labvault.backups import fail_backup
+from labvault.catalog import BackupDetails, backup_for_flow_run
+from labvault.errors import LabvaultError, one_line
+from labvault.notification import backup_notice, notifier_for
+from tasks import context
+from tasks.backup_steps import copy_files, finish_backup, notify, open_archive, seal_archive, snapshot_versions
+
+
+def failure_reason(state: Any) -> str:
+    """One line saying why the run failed: the exception when Prefect kept it, else its message."""
+    try:
+        result = state.result(raise_on_failure=False)
+    except Exception:  # the result may be unreadable (e.g. a crash before any result existed)
+        result = None
+    if isinstance(result, BaseException):
+        return one_line(result)
+    return one_line(RuntimeError(state.message or state.name))
+
+
+def record_failure(flow: Any, flow_run: Any, state: Any) -> None:
+    """Failure and crash hook: the run's backup (if it got one) goes to Error, and people are told."""
+    logger = get_run_logger()
+    settings = context.settings()
+    with context.sessions()() as session:
+        backup = backup_for_flow_run(session, str(flow_run.id))
+        if backup is None or not fail_backup(session, backup.sid, failure_reason(state)):
+            return
+        session.refresh(backup)
+        details = BackupDetails.of(backup)
+    logger.error("Backup %s failed: %s", details.sid, details.error)
+    try:
+        notifier_for(settings, logger).send(backup_notice(details, settings.notify_emails))
+    except LabvaultError as exc:
+        logger.warning("Backup %s: the failure notice was not sent: %s", details.sid, exc)
+
+
+def build_backup(sid: str) -> dict[str, Any]:
+    """Stream versions and files into the archive, seal it, mark the backup Completed, notify."""
+    with open_archive(sid) as archive:
+        snapshot_versions(sid, archive)
+        copy_files(sid, archive)
+        sealed = seal_archive(sid, archive)
+    details = finish_backup(sid, sealed)
+    if not notify(sid, return_state=True).is_completed():
+        get_run_logger().warning("Backup %s is Completed but its notice could not be sent", sid)
+    return details

@@ -1,0 +1,119 @@
+"""Finding backups: one by sid, lists with search and status filters, and how they are shown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from labvault.errors import InvalidInputError, NotFoundError
+from labvault.models import Backup, BackupStatus
+
+STATUS_FILTERS: dict[str, BackupStatus | None] = {
+    "all": None,
+    "completed": BackupStatus.COMPLETED,
+    "in-progress": BackupStatus.IN_PROGRESS,
+    "error": BackupStatus.ERROR,
+}
+
+
+def parse_status_filter(value: str) -> BackupStatus | None:
+    """One of the four filters of the Backups page; None means all."""
+    key = value.strip().lower().replace("_", "-").replace(" ", "-")
+    if key not in STATUS_FILTERS:
+        raise InvalidInputError(
+            f"unknown status filter {value!r}; use one of {', '.join(STATUS_FILTERS)}"
+        )
+    return STATUS_FILTERS[key]
+
+
+def get_backup(session: Session, sid: str) -> Backup:
+    backup = session.get(Backup, sid)
+    if backup is None or backup.date_deleted is not None:
+        raise NotFoundError(f"backup {sid!r} does not exist")
+    return backup
+
+
+def list_backups(session: Session, *, search: str | None = None,
+                 status: BackupStatus | None = None,
+                 organization_sid: str | None = None) -> list[Backup]:
+    """Backups not deleted, newest first; `search` matches sid, name or description, any case."""
+    query = select(Backup).where(Backup.date_deleted.is_(None))
+    if search is not None:
+        keyword = search.strip().lower()
+        if not keyword:
+            raise InvalidInputError("search keyword is empty; give a word to look for")
+        query = query.where(or_(*(
+            func.lower(column).contains(keyword, autoescape=True)
+            for column in (Backup.sid, Backup.name, Backup.description)
+        )))
+    if status is not None:
+        query = query.where(Backup.status == status)
+    if organization_sid is not None:
+        query = query.where(Backup.organization_sid == organization_sid)
+    return list(session.scalars(query.order_by(Backup.date_created.desc(), Backup.sid)))
+
+
+def newest_started_since(session: Session, organization_sid: str, requested_by: str,
+                         since: datetime) -> Backup | None:
+    """The requester's newest backup of the organization started at or after `since`.
+
+    Lets a watcher (the CLI's progress bar) find a backup it asked a flow to make.
+    """
+    return session.scalar(
+        select(Backup).where(Backup.organization_sid == organization_sid,
+                             func.lower(Backup.created_by) == requested_by.lower(),
+                             Backup.date_created >= since)
+        .order_by(Backup.date_created.desc()).limit(1)
+    )
+
+
+def backup_for_flow_run(session: Session, flow_run_id: str) -> Backup | None:
+    return session.scalar(select(Backup).where(Backup.flow_run_id == flow_run_id))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+@dataclass(frozen=True)
+class BackupDetails:
+    """A backup as people and scripts see it: status by its label, sizes in bytes, ISO dates."""
+
+    sid: str
+    name: str
+    description: str
+    status: str
+    versions: int | None
+    files: int | None
+    file_size: int | None
+    file_path: str | None
+    date_created: str
+    date_expired: str | None
+    error: str | None
+    organization_sid: str
+    requested_by: str | None
+    cost: float | None
+    date_completed: str | None
+    progress_done: int | None
+    progress_total: int | None
+    heartbeat_at: str | None
+    flow_run_id: str | None
+
+    @classmethod
+    def of(cls, backup: Backup) -> "BackupDetails":
+        return cls(
+            sid=backup.sid, name=backup.name, description=backup.description,
+            status=backup.status.label, versions=backup.versions, files=backup.files,
+            file_size=backup.file_size, file_path=backup.file_path,
+            date_created=backup.date_created.isoformat(), date_expired=_iso(backup.date_expired),
+            error=backup.error, organization_sid=backup.organization_sid,
+            requested_by=backup.created_by,
+            cost=float(backup.cost) if isinstance(backup.cost, Decimal) else backup.cost,
+            date_completed=_iso(backup.date_completed), progress_done=backup.progress_done,
+            progress_total=backup.progress_total, heartbeat_at=_iso(backup.heartbeat_at),
+            flow_run_id=backup.flow_run_id,
+        )

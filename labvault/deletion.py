@@ -1,0 +1,51 @@
+"""Deleting a backup: its archive leaves storage, its row leaves every listing (kept for audit)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from labvault.backups import archive_key, require_admin
+from labvault.catalog import get_backup
+from labvault.errors import InvalidInputError
+from labvault.models import Backup, BackupStatus, utcnow
+from labvault.storage import PARTIAL_SUFFIX, Storage
+
+
+def check_delete(session: Session, sid: str, requested_by: str) -> Backup:
+    """Refuse unknown or deleted sids, non-admins and running backups, with one clear line."""
+    backup = get_backup(session, sid)
+    require_admin(session, backup.organization_sid, requested_by)
+    if backup.status is BackupStatus.IN_PROGRESS:
+        raise InvalidInputError(
+            f"backup {sid} is In Progress; wait for it to end (or for the expiry flow to reap it) "
+            "before deleting it"
+        )
+    return backup
+
+
+def remove_backup(session: Session, backups_storage: Storage, backup: Backup,
+                  now: datetime | None = None) -> bool:
+    """Remove the archive (and any leftover partial), then mark the row deleted. Commits.
+
+    Idempotent and safe to race: storage deletes ignore missing keys, and only the caller whose
+    update finds the row still undeleted gets True.
+    """
+    key = archive_key(backup)
+    backups_storage.delete(key)
+    backups_storage.delete(key + PARTIAL_SUFFIX)
+    result = session.execute(
+        update(Backup).where(Backup.sid == backup.sid, Backup.date_deleted.is_(None))
+        .values(date_deleted=now or utcnow())
+    )
+    session.commit()
+    return bool(result.rowcount)
+
+
+def delete_backup(session: Session, backups_storage: Storage, sid: str, requested_by: str) -> Backup:
+    """Delete one backup on an admin's request."""
+    backup = check_delete(session, sid, requested_by)
+    remove_backup(session, backups_storage, backup)
+    return backup

@@ -1,0 +1,87 @@
+"""The scheduled clean-up: expired backups deleted, stale runs reaped, orphaned partials removed.
+
+Idempotent: a second run right after the first finds nothing to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from labvault.backups import fail_backup
+from labvault.deletion import remove_backup
+from labvault.models import Backup, BackupStatus, utcnow
+from labvault.storage import PARTIAL_SUFFIX, Storage
+
+
+@dataclass
+class ExpiryReport:
+    """What one run did, by backup sid (and storage key for orphans)."""
+
+    deleted: list[str] = field(default_factory=list)
+    reaped: list[str] = field(default_factory=list)
+    orphans_removed: list[str] = field(default_factory=list)
+
+    @property
+    def did_nothing(self) -> bool:
+        return not (self.deleted or self.reaped or self.orphans_removed)
+
+
+def delete_expired(session: Session, backups_storage: Storage, now: datetime) -> list[str]:
+    """Every Completed backup whose date_expired has passed: archive and listing."""
+    due = session.scalars(
+        select(Backup).where(Backup.date_deleted.is_(None), Backup.date_expired <= now)
+        .order_by(Backup.date_expired)
+    ).all()
+    return [backup.sid for backup in due if remove_backup(session, backups_storage, backup, now)]
+
+
+def reap_stale(session: Session, now: datetime, stale_after: timedelta) -> list[str]:
+    """In Progress backups whose run has shown no progress within the window become Error."""
+    last_sign = func.coalesce(Backup.heartbeat_at, Backup.date_created)
+    stale = session.execute(
+        select(Backup.sid, last_sign).where(
+            Backup.status == BackupStatus.IN_PROGRESS, Backup.date_deleted.is_(None),
+            last_sign < now - stale_after,
+        )
+    ).all()
+    return [
+        sid for sid, since in stale
+        if fail_backup(session, sid, f"stale: no progress since {_as_utc(since).isoformat()}")
+    ]
+
+
+def remove_orphaned_partials(session: Session, backups_storage: Storage, now: datetime,
+                             stale_after: timedelta) -> list[str]:
+    """Partial archives older than the window whose backup is not running any more."""
+    running = set(session.scalars(
+        select(Backup.sid).where(Backup.status == BackupStatus.IN_PROGRESS)
+    ))
+    removed = []
+    for key in backups_storage.list():
+        if not key.endswith(PARTIAL_SUFFIX):
+            continue
+        sid = key.rsplit("/", 1)[-1].removesuffix(PARTIAL_SUFFIX).removesuffix(".zip")
+        if sid in running or backups_storage.modified(key) > now - stale_after:
+            continue
+        backups_storage.delete(key)
+        removed.append(key)
+    return removed
+
+
+def expire_backups(session: Session, backups_storage: Storage, *, stale_after: timedelta,
+                   now: datetime | None = None) -> ExpiryReport:
+    now = now or utcnow()
+    report = ExpiryReport()
+    report.deleted = delete_expired(session, backups_storage, now)
+    report.reaped = reap_stale(session, now, stale_after)
+    report.orphans_removed = remove_orphaned_partials(session, backups_storage, now, stale_after)
+    return report
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Expressions over the column may come back naive on SQLite; stored values are UTC."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value

@@ -1,0 +1,59 @@
+"""Tasks of a backup's later life: deletion and the scheduled expiry."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from labvault import deletion, expiry
+from labvault.catalog import BackupDetails
+from tasks import context
+from tasks.retries import RETRY_TRANSIENT
+
+
+@task(name="delete-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+def delete_backup(sid: str, requested_by: str) -> dict[str, Any]:
+    """Remove one backup's archive and take it out of every listing (admins only)."""
+    with context.sessions()() as session:
+        backup = deletion.delete_backup(session, context.backups_storage(), sid, requested_by)
+        details = asdict(BackupDetails.of(backup))
+    get_run_logger().info("Backup %s deleted by %s", sid, requested_by)
+    return details
+
+
+@task(name="expire-backups", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+def expire(stale_after_minutes: int | None = None) -> expiry.ExpiryReport:
+    """Delete expired backups, reap stale runs, remove orphaned partial archives."""
+    settings = context.settings()
+    minutes = stale_after_minutes or settings.stale_after_minutes
+    with context.sessions()() as session:
+        report = expiry.expire_backups(session, context.backups_storage(),
+                                       stale_after=timedelta(minutes=minutes))
+    logger = get_run_logger()
+    logger.info("Expiry: %d deleted, %d reaped to Error, %d orphaned partials removed",
+                len(report.deleted), len(report.reaped), len(report.orphans_removed))
+    for label, items in (("deleted", report.deleted), ("reaped", report.reaped),
+                         ("orphan removed", report.orphans_removed)):
+        for item in items:
+            logger.info("Expiry: %s %s", label, item)
+    return report
+
+
+@task(name="report-expiry", cache_policy=NO_CACHE)
+def report_expiry(report: expiry.ExpiryReport) -> None:
+    """A markdown artifact listing what the expiry run did."""
+    lines = ["# Backup expiry", ""]
+    if report.did_nothing:
+        lines.append("Nothing to do: no backup expired, none stale, no orphaned partial archive.")
+    for title, items in (("Deleted (expired)", report.deleted),
+                         ("Reaped to Error (stale)", report.reaped),
+                         ("Orphaned partial archives removed", report.orphans_removed)):
+        if items:
+            lines += [f"## {title}", ""] + [f"- `{item}`" for item in items] + [""]
+    create_markdown_artifact("\n".join(lines), key="backup-expiry",
+                             description="What the last expire-backups run did")
