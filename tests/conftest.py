@@ -64,3 +64,43 @@ def organization(sessions, files: FsspecStorage) -> OrganizationFixture:  # type
     """A small organization: 4 records, 9 versions, 6 files including awkward names."""
     with sessions() as session:
         return make_organization(session, files)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Mailbox:
+    """What a real SMTP server on loopback received."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        from email import message_from_bytes, policy
+
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        self.messages.append((list(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[Mailbox]:
+    """An aiosmtpd server on a free loopback port, with labvault's SMTP settings pointing at it."""
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("LABVAULT_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("LABVAULT_SMTP_PORT", str(port))
+    monkeypatch.setenv("LABVAULT_SMTP_FROM", "backups@labvault.test")
+    try:
+        yield mailbox
+    finally:
+        controller.stop()

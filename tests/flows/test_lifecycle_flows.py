@@ -1,0 +1,137 @@
+"""Approval, retry, delete, expiry and email, through the flows under the Prefect harness."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.objects import StateType
+from prefect.flow_runs import resume_flow_run
+from sqlalchemy import func, select
+
+from flows.create_backup import create_backup
+from flows.delete_backup import delete_backup
+from flows.expire_backups import expire_backups
+from flows.retry_backup import retry_backup
+from labvault.models import Backup, BackupStatus
+from tests.flows.test_create_backup import backup_of, run
+
+
+def paused_flow_run_id(timeout: float = 60) -> Any:
+    """The id of the one paused flow run, once the run has reached its approval form."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+        if runs:
+            return runs[0].id
+        time.sleep(0.2)
+    raise AssertionError("no flow run paused for approval")
+
+
+def run_with_approval(organization: Any, approve: bool) -> Any:
+    result: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: result.update(state=run(organization, require_approval=True)))
+    worker.start()
+    flow_run_id = paused_flow_run_id()
+    with get_client(sync_client=True) as client:
+        paused = client.read_flow_run(flow_run_id)
+    resume_flow_run(flow_run_id, run_input={"approve": approve})
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+    return paused, result["state"]
+
+
+def count_backups(sessions) -> int:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(Backup))
+
+
+def test_an_approved_run_pauses_before_any_work_then_completes(sessions, organization) -> None:  # type: ignore[no-untyped-def]
+    paused, state = run_with_approval(organization, approve=True)
+    assert paused.state.type == StateType.PAUSED
+    assert state.is_completed(), state.message
+    backup = backup_of(sessions, state)
+    assert backup.status is BackupStatus.COMPLETED
+    assert backup.cost is not None and backup.cost > 0
+
+
+def test_a_declined_run_ends_without_a_backup(sessions, backups_storage, organization) -> None:  # type: ignore[no-untyped-def]
+    _paused, state = run_with_approval(organization, approve=False)
+    assert state.is_cancelled()
+    assert "not approved" in state.message
+    assert count_backups(sessions) == 0
+    assert backups_storage.list() == []
+
+
+def test_retry_makes_an_error_backup_completed_under_the_same_sid(sessions, files, organization) -> None:  # type: ignore[no-untyped-def]
+    row, data = next(iter(organization.files.values()))
+    files.delete(row.storage_key)
+    failed = backup_of(sessions, run(organization))
+    assert failed.status is BackupStatus.ERROR
+
+    pending = files.open_write(row.storage_key)
+    pending.write(data)
+    pending.commit()
+    state = retry_backup(backup_sid=failed.sid, return_state=True)
+    assert state.is_completed(), state.message
+    with sessions() as session:
+        retried = session.get(Backup, failed.sid)
+        assert (retried.status, retried.error) == (BackupStatus.COMPLETED, None)
+        assert retried.date_expired is not None and Path(retried.file_path).exists()
+        assert session.scalar(select(func.count()).select_from(Backup)) == 1
+
+    refused = retry_backup(backup_sid=failed.sid, return_state=True)
+    assert refused.is_failed() and "is Completed; only a backup in Error can be retried" in refused.message
+    with sessions() as session:
+        assert session.get(Backup, failed.sid).status is BackupStatus.COMPLETED
+
+
+def test_delete_and_expire_flows(sessions, backups_storage, organization) -> None:  # type: ignore[no-untyped-def]
+    first = backup_of(sessions, run(organization))
+    second = backup_of(sessions, run(organization))
+    deleted = delete_backup(backup_sid=first.sid, requested_by=organization.admin_email)
+    assert deleted["sid"] == first.sid
+    assert not backups_storage.exists(f"{organization.sid}/{first.sid}.zip")
+
+    with sessions() as session:
+        session.get(Backup, second.sid).date_expired = second.date_created
+        session.commit()
+    assert expire_backups() == {"deleted": [second.sid], "reaped": [], "orphans_removed": []}
+    assert expire_backups() == {"deleted": [], "reaped": [], "orphans_removed": []}
+    assert backups_storage.list() == []
+
+
+def test_the_requester_gets_an_email_with_the_download_link(sessions, organization, smtp_server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LABVAULT_NOTIFY_EMAILS", "lab-ops@org-1.example")
+    backup = backup_of(sessions, run(organization))
+    [(recipients, message)] = smtp_server.messages
+    assert recipients == [organization.admin_email, "lab-ops@org-1.example"]
+    assert message["Subject"] == "[labvault] Backup 'Weekly' Completed"
+    assert f"Download: {backup.file_path}" in message.get_content()
+
+
+def test_a_failed_backup_emails_its_reason(sessions, files, organization, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    row, _ = next(iter(organization.files.values()))
+    files.delete(row.storage_key)
+    backup = backup_of(sessions, run(organization))
+    [(_, message)] = smtp_server.messages
+    assert message["Subject"] == "[labvault] Backup 'Weekly' Error"
+    assert backup.error in message.get_content()
+    assert f"labvault backup retry {backup.sid}" in message.get_content()
+
+
+def test_an_email_that_cannot_be_sent_leaves_the_backup_completed(sessions, organization, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("LABVAULT_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("LABVAULT_SMTP_PORT", str(free_port()))  # nobody listens there
+    monkeypatch.setattr("tasks.backup_steps.notify.retry_delay_seconds", [0, 0, 0])
+    state = run(organization)
+    assert state.is_completed(), state.message
+    assert backup_of(sessions, state).status is BackupStatus.COMPLETED
