@@ -34,5 +34,6 @@ def approve_cost(estimate: Estimate, timeout_minutes: int) -> bool:
         wait_for_input=CostApproval.with_initial_data(description=estimate_markdown(estimate),
                                                       approve=False),
         timeout=timeout_minutes * 60,
+        poll_interval=3,
     )
     return bool(answer.approve)
