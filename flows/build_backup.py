@@ -15,7 +15,14 @@ from labvault.catalog import BackupDetails, backup_for_flow_run
 from labvault.errors import LabvaultError, one_line
 from labvault.notification import backup_notice, notifier_for
 from tasks import context
-from tasks.backup_steps import copy_files, finish_backup, notify, open_archive, seal_archive, snapshot_versions
+from tasks.backup_steps import (
+    copy_files,
+    finish_backup,
+    notify,
+    open_archive,
+    seal_archive,
+    snapshot_versions,
+)
 
 
 def failure_reason(state: Any) -> str:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from typing import Annotated
 
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 

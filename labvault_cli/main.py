@@ -299,7 +299,7 @@ def expire(as_json: JsonOption = False) -> None:
     """Delete expired backups, reap stale runs to Error and remove orphaned partial archives."""
     from flows.expire_backups import expire_backups
 
-    settings = _settings()
+    _settings()  # a bad setting fails here, in one line, before Prefect starts
     with user_errors():
         report = run_flow(expire_backups).result()
     if as_json:

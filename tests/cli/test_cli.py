@@ -87,7 +87,7 @@ def test_a_failed_backup_exits_non_zero_with_its_reason(sessions, files, organiz
                       "--as", organization.admin_email, "--yes", "--json")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["status"] == "Error"
-    assert f"is missing from the files store" in result.stderr.strip().splitlines()[-1]
+    assert "is missing from the files store" in result.stderr.strip().splitlines()[-1]
 
 
 def test_unknown_sid_and_empty_list(settings) -> None:  # type: ignore[no-untyped-def]

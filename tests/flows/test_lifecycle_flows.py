@@ -13,7 +13,6 @@ from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import resume_flow_run
 from sqlalchemy import func, select
 
-from flows.create_backup import create_backup
 from flows.delete_backup import delete_backup
 from flows.expire_backups import expire_backups
 from flows.retry_backup import retry_backup

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-
-from decimal import Decimal
 
 from labvault import backups, catalog
 from labvault.backups import BackupRequest, ProgressRecorder
@@ -19,8 +18,8 @@ from labvault.errors import (
     PermissionDeniedError,
 )
 from labvault.models import Backup, BackupStatus, File, Version
-from tests.archive_checks import assert_archive_matches
 from labvault.pricing import Pricing
+from tests.archive_checks import assert_archive_matches
 from tests.factories import make_organization
 
 PRICING = Pricing(Decimal("0.10"), Decimal("0.02"), "USD", retention_days=30)

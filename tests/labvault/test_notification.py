@@ -8,7 +8,7 @@ import pytest
 
 from labvault.catalog import BackupDetails
 from labvault.errors import TransientError
-from labvault.notification import SmtpNotifier, backup_notice, notifier_for, LogNotifier
+from labvault.notification import LogNotifier, SmtpNotifier, backup_notice, notifier_for
 from labvault.settings import get_settings
 from tests.conftest import free_port
 

@@ -5,10 +5,10 @@ Revises:
 Create Date: 2026-11-25 19:19:12.549960
 """
 
-from alembic import op
 import sqlalchemy as sa
-import labvault.models
+from alembic import op
 
+import labvault.models
 
 revision = '0001'
 down_revision = None
