@@ -102,8 +102,22 @@ def test_delete_and_expire_flows(sessions, backups_storage, organization) -> Non
         session.get(Backup, second.sid).date_expired = second.date_created
         session.commit()
     assert expire_backups() == {"deleted": [second.sid], "reaped": [], "orphans_removed": []}
+    assert second.sid in expiry_artifact()
     assert expire_backups() == {"deleted": [], "reaped": [], "orphans_removed": []}
+    assert "Nothing to do" in expiry_artifact()
     assert backups_storage.list() == []
+
+
+def expiry_artifact() -> str:
+    """The newest `backup-expiry` artifact, as the Artifacts page shows it."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        [artifact, *_] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["backup-expiry"])),
+            sort=ArtifactSort.CREATED_DESC, limit=1)
+    return str(artifact.data)
 
 
 def test_the_requester_gets_an_email_with_the_download_link(sessions, organization, smtp_server, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -144,3 +144,25 @@ def test_list_is_newest_first_and_unknown_sid_is_not_found(sessions, organizatio
         assert [b.sid for b in catalog.list_backups(session)] == [newer, older]
         with pytest.raises(NotFoundError, match="backup 'bk-nope' does not exist"):
             catalog.get_backup(session, "bk-nope")
+
+
+def test_progress_is_recorded_on_the_row_with_a_heartbeat_as_work_goes(sessions, files, backups_storage, organization) -> None:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        sid = backups.start_backup(session, request_for(organization),
+                                   now=datetime(2026, 4, 1, tzinfo=timezone.utc))
+    seen: list[tuple[int, int, datetime]] = []
+
+    def listener(done: int, total: int) -> None:
+        with sessions() as session:
+            row = session.get(Backup, sid)
+            seen.append((row.progress_done, row.progress_total, row.heartbeat_at))
+
+    progress = ProgressRecorder(sessions, sid, interval=0, listener=listener)
+    with sessions() as session, backups.open_archive(session, backups_storage, sid) as archive:
+        backups.snapshot_versions(session, sid, archive, progress)
+        backups.copy_files(session, sid, files, archive, progress)
+        archive.abort()
+    done = [entry[0] for entry in seen]
+    assert done[0] == 1 and done[-1] == 14 and done == sorted(done)
+    assert {entry[1] for entry in seen} == {14}
+    assert all(entry[2] > datetime(2026, 4, 1, tzinfo=timezone.utc) for entry in seen)
