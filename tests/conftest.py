@@ -19,7 +19,14 @@ os.environ.pop("PREFECT_PROFILES_PATH", None)
 from labvault.database import session_factory, upgrade_schema  # noqa: E402
 from labvault.settings import Settings, get_settings  # noqa: E402
 from labvault.storage import FsspecStorage, backups_store, files_store  # noqa: E402
+from tests.databases import (  # noqa: E402
+    empty_postgres_tables,
+    fresh_postgres_database,
+    postgres_admin_url,
+)
 from tests.factories import OrganizationFixture, make_organization  # noqa: E402
+
+BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(scope="session")
@@ -32,16 +39,35 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """One fresh PostgreSQL database for the session, schema migrated, dropped at the end."""
+    with fresh_postgres_database(postgres_admin_url()) as url:
+        upgrade_schema(url)
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every database test runs on SQLite (a file of its own) and on PostgreSQL (emptied first)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'labvault.db'}"
+        upgrade_schema(url)
+        return url
+    url = request.getfixturevalue("postgres_url")
+    empty_postgres_tables(url)
+    return url
+
+
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """A labvault home of its own for each test, schema migrated, default folders for stores."""
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> Settings:
+    """A labvault home of its own for each test, its database, default folders for stores."""
     for name in list(os.environ):
-        if name.startswith("LABVAULT_"):
+        if name.startswith("LABVAULT_") and not name.startswith("LABVAULT_TEST_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("LABVAULT_HOME", str(tmp_path / "home"))
-    settings = get_settings()
-    upgrade_schema(settings.database_url)
-    return settings
+    monkeypatch.setenv("LABVAULT_DATABASE_URL", database_url)
+    return get_settings()
 
 
 @pytest.fixture
