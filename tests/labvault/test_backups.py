@@ -166,3 +166,29 @@ def test_progress_is_recorded_on_the_row_with_a_heartbeat_as_work_goes(sessions,
     assert done[0] == 1 and done[-1] == 14 and done == sorted(done)
     assert {entry[1] for entry in seen} == {14}
     assert all(entry[2] > datetime(2026, 4, 1, tzinfo=timezone.utc) for entry in seen)
+
+
+def test_versions_written_while_the_snapshot_streams_are_left_out(sessions, files, backups_storage, organization) -> None:  # type: ignore[no-untyped-def]
+    """Another writer inserts a version each time the backup reports progress."""
+    record_sid = next(iter(organization.versions.values())).record_sid
+    inserted: list[str] = []
+
+    def insert_a_version(done: int, total: int) -> None:
+        with sessions.begin() as session:
+            sid = f"concurrent-{len(inserted)}"
+            session.add(Version(sid=sid, record_sid=record_sid, organization_sid=organization.sid,
+                                number=100 + len(inserted), data={"late": True},
+                                created_at=datetime.now(timezone.utc)))
+            inserted.append(sid)
+
+    with sessions() as session:
+        sid = backups.start_backup(session, request_for(organization))
+    progress = ProgressRecorder(sessions, sid, interval=0, listener=insert_a_version)
+    with sessions() as session, backups.open_archive(session, backups_storage, sid) as archive:
+        backups.snapshot_versions(session, sid, archive, progress)
+        backups.copy_files(session, sid, files, archive, progress)
+        sealed = archive.seal()
+        backups.finish_backup(session, sid, sealed, link=backups_storage.link(sealed.key), pricing=PRICING)
+        backup = session.get(Backup, sid)
+    assert len(inserted) >= len(organization.versions)
+    assert_archive_matches(Path(backups_storage.link(sealed.key)), organization, backup)

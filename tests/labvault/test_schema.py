@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -12,6 +16,7 @@ from sqlalchemy import inspect
 
 from labvault.database import engine_for, upgrade_schema
 from labvault.models import Base
+from tests.databases import fresh_postgres_database, postgres_admin_url
 
 CONTRACT = {
     "organizations": {"sid", "name"},
@@ -26,8 +31,17 @@ CONTRACT = {
 }
 
 
-def test_migrations_create_exactly_the_models(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'schema.db'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'schema.db'}"
+        return
+    with fresh_postgres_database(postgres_admin_url()) as url:
+        yield url
+
+
+def test_migrations_create_exactly_the_models(empty_database: str) -> None:
+    url = empty_database
     upgrade_schema(url)
     upgrade_schema(url)  # a second upgrade is a no-op
     with engine_for(url).connect() as connection:
@@ -44,3 +58,18 @@ def test_the_domain_package_never_imports_prefect() -> None:
     code = f"import sys; import {', '.join(modules)}; print('prefect' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(("ci", "verdict"), [("true", "1 error"), ("", "1 skipped")])
+def test_an_unreachable_postgresql_fails_in_ci_and_skips_elsewhere(ci: str, verdict: str) -> None:
+    root = Path(__file__).parents[2]
+    env = {**os.environ, "CI": ci,
+           "LABVAULT_TEST_POSTGRES_URL": "postgresql+psycopg://postgres@127.0.0.1:9/postgres"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+         "tests/labvault/test_backups.py::test_list_is_newest_first_and_unknown_sid_is_not_found"],
+        cwd=root, env=env, capture_output=True, text=True,
+    )
+    assert verdict in result.stdout, result.stdout
+    assert "PostgreSQL at postgresql+psycopg://postgres@127.0.0.1:9/postgres is unreachable" in result.stdout
+    assert (result.returncode != 0) == (ci == "true")
