@@ -45,7 +45,7 @@ def record_failure(flow: Any, flow_run: Any, state: Any) -> None:
         if backup is None or not fail_backup(session, backup.sid, failure_reason(state)):
             return
         session.refresh(backup)
-        details = BackupDetails.of(backup)
+        details = BackupDetails.of(backup, context.backups_storage())
     logger.error("Backup %s failed: %s", details.sid, details.error)
     try:
         notifier_for(settings, logger).send(backup_notice(details, settings.notify_emails))

@@ -30,7 +30,7 @@ from labvault.errors import (
 )
 from labvault.models import Backup, BackupStatus, File, Organization, User, Version, utcnow
 from labvault.pricing import Pricing
-from labvault.safe_names import file_entry_name, safe_component, version_entry_name
+from labvault.safe_names import archive_key, file_entry_name, version_entry_name
 from labvault.storage import Storage
 
 NAME_MAX_CHARS = 255
@@ -161,15 +161,11 @@ def check_retry(session: Session, sid: str) -> Backup:
     return backup
 
 
-def archive_key(backup: Backup) -> str:
-    return f"{safe_component(backup.organization_sid, 'organization')}/{backup.sid}.zip"
-
-
 def open_archive(session: Session, backups_storage: Storage, sid: str) -> ArchiveWriter:
     """A pending archive for the backup; nothing is visible until it is sealed."""
     backup = get_backup(session, sid)
     organization = session.get(Organization, backup.organization_sid)
-    key = archive_key(backup)
+    key = archive_key(backup.organization_sid, backup.sid)
     header = {
         "backup": {"sid": backup.sid, "name": backup.name, "description": backup.description},
         "organization": {"sid": backup.organization_sid,
@@ -287,7 +283,7 @@ def copy_files(session: Session, sid: str, files_storage: Storage, archive: Arch
     return archive.files - before
 
 
-def finish_backup(session: Session, sid: str, sealed: SealedArchive, *, link: str,
+def finish_backup(session: Session, sid: str, sealed: SealedArchive, *, file_path: str,
                   pricing: Pricing, now: datetime | None = None) -> Backup:
     """Mark the backup Completed, charged by its real size; it expires `retention_days` after
     completion, so a long backup is never due before it can be downloaded. Commits."""
@@ -297,7 +293,7 @@ def finish_backup(session: Session, sid: str, sealed: SealedArchive, *, link: st
     backup.versions = sealed.versions
     backup.files = sealed.files
     backup.file_size = sealed.size
-    backup.file_path = link
+    backup.file_path = file_path
     backup.date_completed = now
     backup.date_expired = now + timedelta(days=pricing.retention_days)
     backup.cost = pricing.creation_cost(sealed.size)

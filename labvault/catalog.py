@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from labvault.errors import InvalidInputError, NotFoundError
-from labvault.models import Backup, BackupStatus
+from labvault.models import Backup, BackupStatus, utcnow
+from labvault.safe_names import archive_key
+from labvault.storage import Storage
 
 STATUS_FILTERS: dict[str, BackupStatus | None] = {
     "all": None,
@@ -75,6 +77,17 @@ def backup_for_flow_run(session: Session, flow_run_id: str) -> Backup | None:
     return session.scalar(select(Backup).where(Backup.flow_run_id == flow_run_id))
 
 
+def download_link(backup: Backup, backups_storage: Storage, now: datetime | None = None) -> str | None:
+    """A fresh link to a Completed backup's archive, valid until it expires (at most 7 days on
+    S3: ask again for a new one)."""
+    if backup.status is not BackupStatus.COMPLETED or backup.date_expired is None:
+        return None
+    lifetime = backup.date_expired - (now or utcnow())
+    if lifetime <= timedelta(0):
+        return None
+    return backups_storage.download_link(archive_key(backup.organization_sid, backup.sid), lifetime)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -102,9 +115,11 @@ class BackupDetails:
     progress_total: int | None
     heartbeat_at: str | None
     flow_run_id: str | None
+    download_url: str | None = None
 
     @classmethod
-    def of(cls, backup: Backup) -> "BackupDetails":
+    def of(cls, backup: Backup, backups_storage: Storage | None = None) -> "BackupDetails":
+        """The backup's fields; with its storage, also a fresh download link."""
         return cls(
             sid=backup.sid, name=backup.name, description=backup.description,
             status=backup.status.label, versions=backup.versions, files=backup.files,
@@ -116,4 +131,5 @@ class BackupDetails:
             date_completed=_iso(backup.date_completed), progress_done=backup.progress_done,
             progress_total=backup.progress_total, heartbeat_at=_iso(backup.heartbeat_at),
             flow_run_id=backup.flow_run_id,
+            download_url=download_link(backup, backups_storage) if backups_storage else None,
         )

@@ -7,10 +7,11 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from labvault.backups import archive_key, require_admin
+from labvault.backups import require_admin
 from labvault.catalog import get_backup
 from labvault.errors import InvalidInputError
 from labvault.models import Backup, BackupStatus, utcnow
+from labvault.safe_names import archive_key
 from labvault.storage import PARTIAL_SUFFIX, Storage
 
 
@@ -33,7 +34,7 @@ def remove_backup(session: Session, backups_storage: Storage, backup: Backup,
     Idempotent and safe to race: storage deletes ignore missing keys, and only the caller whose
     update finds the row still undeleted gets True.
     """
-    key = archive_key(backup)
+    key = archive_key(backup.organization_sid, backup.sid)
     backups_storage.delete(key)
     backups_storage.delete(key + PARTIAL_SUFFIX)
     result = session.execute(

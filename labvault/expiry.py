@@ -56,19 +56,18 @@ def reap_stale(session: Session, now: datetime, stale_after: timedelta) -> list[
 
 def remove_orphaned_partials(session: Session, backups_storage: Storage, now: datetime,
                              stale_after: timedelta) -> list[str]:
-    """Partial archives older than the window whose backup is not running any more."""
+    """Partial archives (files, pending multipart uploads) older than the window whose backup
+    is not running any more."""
     running = set(session.scalars(
         select(Backup.sid).where(Backup.status == BackupStatus.IN_PROGRESS)
     ))
     removed = []
-    for key in backups_storage.list():
-        if not key.endswith(PARTIAL_SUFFIX):
+    for partial in backups_storage.list_partials():
+        sid = partial.key.rsplit("/", 1)[-1].removesuffix(".zip")
+        if sid in running or partial.started > now - stale_after:
             continue
-        sid = key.rsplit("/", 1)[-1].removesuffix(PARTIAL_SUFFIX).removesuffix(".zip")
-        if sid in running or backups_storage.modified(key) > now - stale_after:
-            continue
-        backups_storage.delete(key)
-        removed.append(key)
+        backups_storage.discard_partial(partial)
+        removed.append(partial.key + PARTIAL_SUFFIX)
     return removed
 
 

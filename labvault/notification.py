@@ -45,7 +45,7 @@ def backup_notice(details: BackupDetails, also_to: list[str] | None = None) -> B
             f"Versions: {details.versions}\nFiles: {details.files}\n"
             f"Size: {human_size(details.file_size)} ({details.file_size} bytes)\n"
             f"Expires: {details.date_expired} (it is deleted automatically then)\n\n"
-            f"Download: {details.file_path}\n"
+            f"Download: {details.download_url or details.file_path}\n"
         )
     else:
         body = (

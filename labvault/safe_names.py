@@ -55,5 +55,10 @@ def version_entry_name(organization_sid: str, version_sid: str) -> str:
     return f"{safe_component(organization_sid, 'organization')}/versions/{safe_component(version_sid, 'version')}.json"
 
 
+def archive_key(organization_sid: str, backup_sid: str) -> str:
+    """`<org sid>/<backup sid>.zip`, the archive's key in the backups store."""
+    return f"{safe_component(organization_sid, 'organization')}/{safe_component(backup_sid, 'backup')}.zip"
+
+
 def manifest_entry_name(organization_sid: str) -> str:
     return f"{safe_component(organization_sid, 'organization')}/manifest.json"

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         30, ge=1, le=3650, description="Days a completed backup is kept, counted from its completion."
     )
 
+    s3_part_size_mb: int = Field(
+        16, ge=5, le=5120,
+        description="Part size of S3 multipart uploads in MiB: memory per upload, and 10,000 parts "
+                    "cap an archive at 10,000 × this size.",
+    )
     stale_after_minutes: int = Field(
         60, ge=1, description="An In Progress backup with no progress for this long is reaped to Error."
     )

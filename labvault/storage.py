@@ -1,22 +1,29 @@
-"""Storage: the narrow protocol the backup pipeline talks to, and its fsspec implementation.
+"""Storage: the narrow protocol the backup pipeline talks to, and its fsspec implementations.
 
 The pipeline never calls fsspec or a cloud SDK itself. Keys are '/'-separated paths relative to
-the store's root URL; a key that would escape the root is refused.
+the store's root URL; a key that would escape the root is refused. A local folder (or any fsspec
+filesystem with rename) writes to `<key>.partial` and renames; S3 writes a multipart upload that
+becomes visible only when completed.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-from datetime import datetime, timezone
-from typing import BinaryIO, Protocol
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, BinaryIO, Protocol
 
 import fsspec
 from fsspec.core import url_to_fs
 
 from labvault.errors import InvalidInputError, MissingBlobError, TransientError
+from labvault.settings import Settings
 
 PARTIAL_SUFFIX = ".partial"
+# SigV4 presigned URLs live at most 7 days.
+MAX_LINK_LIFETIME = timedelta(days=7)
+DEFAULT_PART_SIZE = 16 * 1024 * 1024
 
 
 class PendingWrite(Protocol):
@@ -25,6 +32,15 @@ class PendingWrite(Protocol):
     def write(self, data: bytes | memoryview) -> int: ...
     def commit(self) -> None: ...
     def abort(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class PartialWrite:
+    """A write left unfinished (a partial file, a pending multipart upload) by a dead run."""
+
+    key: str
+    started: datetime
+    handle: str
 
 
 class Storage(Protocol):
@@ -37,7 +53,10 @@ class Storage(Protocol):
     def modified(self, key: str) -> datetime: ...
     def delete(self, key: str) -> None: ...
     def list(self, prefix: str = "") -> list[str]: ...
-    def link(self, key: str) -> str: ...
+    def list_partials(self) -> list[PartialWrite]: ...
+    def discard_partial(self, partial: PartialWrite) -> None: ...
+    def url(self, key: str) -> str: ...
+    def download_link(self, key: str, lifetime: timedelta) -> str: ...
 
 
 def check_key(key: str) -> str:
@@ -48,7 +67,11 @@ def check_key(key: str) -> str:
     return key
 
 
-class _FsspecPendingWrite:
+def _as_utc(stamp: datetime) -> datetime:
+    return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(timezone.utc)
+
+
+class _RenamingPendingWrite:
     """Bytes go to `<key>.partial`, renamed onto the key by `commit()`.
 
     The partial name is fixed per key, so a re-run of the same backup overwrites its own leftover
@@ -76,16 +99,16 @@ class _FsspecPendingWrite:
 
 
 class FsspecStorage:
-    """A `Storage` over any fsspec URL: a local folder (the default), `memory://`, `s3://`, …"""
+    """A `Storage` over any fsspec URL with rename: a local folder (the default), `memory://`."""
 
-    def __init__(self, url: str, *, setting: str = "storage URL") -> None:
+    def __init__(self, url: str, *, setting: str = "storage URL", **options: Any) -> None:
         try:
-            self.fs, root = url_to_fs(url)
+            self.fs, root = url_to_fs(url, **options)
         except (ValueError, ImportError) as exc:
             raise InvalidInputError(
                 f"{setting} {url!r}: {exc}; use a folder path or a URL such as s3://bucket/prefix"
             ) from exc
-        self.url = url
+        self.url_root = url
         self.root = root.rstrip("/")
         self._is_local = "file" in _protocols(self.fs)
         if self._is_local:
@@ -94,19 +117,24 @@ class FsspecStorage:
     def _path(self, key: str) -> str:
         return f"{self.root}/{check_key(key)}"
 
+    def _key(self, path: str) -> str:
+        return posixpath.relpath(self.fs._strip_protocol(path), self.root)
+
     def open_read(self, key: str) -> BinaryIO:
         try:
             return self.fs.open(self._path(key), "rb")
         except FileNotFoundError:
             raise
+        except PermissionError as exc:
+            raise InvalidInputError(f"cannot read {key!r} from {self.url_root}: permission denied") from exc
         except OSError as exc:
-            raise TransientError(f"cannot read {key!r} from {self.url}: {exc}") from exc
+            raise TransientError(f"cannot read {key!r} from {self.url_root}: {exc}") from exc
 
     def open_write(self, key: str) -> PendingWrite:
         try:
-            return _FsspecPendingWrite(self.fs, self._path(key))
+            return _RenamingPendingWrite(self.fs, self._path(key))
         except PermissionError as exc:
-            raise InvalidInputError(f"cannot write under {self.url}: permission denied") from exc
+            raise InvalidInputError(f"cannot write under {self.url_root}: permission denied") from exc
 
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self._path(key)))
@@ -115,12 +143,11 @@ class FsspecStorage:
         try:
             return int(self.fs.size(self._path(key)))
         except FileNotFoundError as exc:
-            raise MissingBlobError(f"{key!r} is missing from {self.url}") from exc
+            raise MissingBlobError(f"{key!r} is missing from {self.url_root}") from exc
 
     def modified(self, key: str) -> datetime:
         """When the object was last written, timezone-aware UTC."""
-        stamp = self.fs.modified(self._path(key))
-        return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp
+        return _as_utc(self.fs.modified(self._path(key)))
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -131,15 +158,83 @@ class FsspecStorage:
         base = self._path(prefix) if prefix else self.root
         if not self.fs.exists(base):
             return []
-        return sorted(
-            posixpath.relpath(self.fs._strip_protocol(p), self.root)
-            for p in self.fs.find(base)
-        )
+        return sorted(self._key(path) for path in self.fs.find(base))
 
-    def link(self, key: str) -> str:
-        """Where a user downloads the object: a local path here; presigned URLs come with S3."""
+    def list_partials(self) -> list[PartialWrite]:
+        return [PartialWrite(key.removesuffix(PARTIAL_SUFFIX), self.modified(key), key)
+                for key in self.list() if key.endswith(PARTIAL_SUFFIX)]
+
+    def discard_partial(self, partial: PartialWrite) -> None:
+        self.delete(partial.handle)
+
+    def url(self, key: str) -> str:
+        """Where the object lives: an absolute path locally, else a full URL."""
         path = self._path(key)
         return path if self._is_local else self.fs.unstrip_protocol(path)
+
+    def download_link(self, key: str, lifetime: timedelta) -> str:
+        """What a person opens to download: the path itself for a local folder."""
+        return self.url(key)
+
+
+class _MultipartPendingWrite:
+    """An S3 multipart upload: parts are sent as the buffer fills (memory bounded by the part
+    size); the object appears only when `commit()` completes the upload, and `abort()` aborts it
+    so no pending upload is left behind."""
+
+    def __init__(self, fs: Any, path: str, part_size: int) -> None:
+        self._file = fs.open(path, "wb", block_size=part_size, autocommit=False)
+
+    def write(self, data: bytes | memoryview) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as exc:
+            raise TransientError(f"S3 upload failed: {exc}") from exc
+
+    def commit(self) -> None:
+        try:
+            self._file.close()
+            self._file.commit()
+        except Exception:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        self._file.discard()
+        self._file.closed = True  # nothing left to flush: the upload is gone
+
+
+class S3Storage(FsspecStorage):
+    """A `Storage` on an S3 bucket (any S3-compatible endpoint via the standard AWS variables:
+    AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION)."""
+
+    def __init__(self, url: str, *, setting: str, part_size: int = DEFAULT_PART_SIZE) -> None:
+        super().__init__(url, setting=setting, use_listings_cache=False)
+        self.part_size = part_size
+        self.bucket = self.root.split("/", 1)[0]
+
+    def open_write(self, key: str) -> PendingWrite:
+        return _MultipartPendingWrite(self.fs, self._path(key), self.part_size)
+
+    def list_partials(self) -> list[PartialWrite]:
+        prefix = self.root.partition("/")[2]
+        partials = []
+        for upload in self.fs.list_multipart_uploads(self.bucket):
+            path = f"{self.bucket}/{upload['Key']}"
+            if prefix and not upload["Key"].startswith(prefix + "/"):
+                continue
+            partials.append(PartialWrite(self._key(path), _as_utc(upload["Initiated"]),
+                                         upload["UploadId"]))
+        return partials
+
+    def discard_partial(self, partial: PartialWrite) -> None:
+        path = self._path(partial.key)
+        self.fs.abort_mpu(self.bucket, path.partition("/")[2], partial.handle)
+
+    def download_link(self, key: str, lifetime: timedelta) -> str:
+        """A presigned GET URL, living at most `lifetime` and S3's 7-day limit."""
+        seconds = int(max(min(lifetime, MAX_LINK_LIFETIME), timedelta(seconds=1)).total_seconds())
+        return str(self.fs.url(self._path(key), expires=seconds))
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
@@ -147,11 +242,20 @@ def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
 
 
-def files_store(url: str) -> Storage:
+def storage_for(url: str, *, setting: str, part_size: int = DEFAULT_PART_SIZE) -> Storage:
+    """The storage behind a URL: S3 for `s3://`, the renaming fsspec storage otherwise."""
+    if url.startswith(("s3://", "s3a://")):
+        return S3Storage(url, setting=setting, part_size=part_size)
+    return FsspecStorage(url, setting=setting)
+
+
+def files_store(settings: Settings) -> Storage:
     """The uploaded-files store named by `LABVAULT_FILES_URL`."""
-    return FsspecStorage(url, setting="LABVAULT_FILES_URL")
+    return storage_for(settings.files_url, setting="LABVAULT_FILES_URL",
+                       part_size=settings.s3_part_size_mb * 1024 * 1024)
 
 
-def backups_store(url: str) -> Storage:
+def backups_store(settings: Settings) -> Storage:
     """The archive store named by `LABVAULT_BACKUPS_URL`."""
-    return FsspecStorage(url, setting="LABVAULT_BACKUPS_URL")
+    return storage_for(settings.backups_url, setting="LABVAULT_BACKUPS_URL",
+                       part_size=settings.s3_part_size_mb * 1024 * 1024)

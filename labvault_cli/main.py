@@ -28,6 +28,7 @@ from labvault.errors import LabvaultError
 from labvault.pricing import Estimate, Pricing, estimate_backup
 from labvault.settings import Settings, get_settings
 from labvault.sizes import human_size
+from labvault.storage import backups_store
 from labvault_cli.progress import backup_progress_bar
 
 app = typer.Typer(help="labvault: backups of lab-data platforms, run as Prefect flows.",
@@ -109,6 +110,7 @@ def print_details(details: BackupDetails, currency: str) -> None:
         ("sid", details.sid), ("name", details.name), ("description", details.description),
         ("status", details.status), ("versions", details.versions), ("files", details.files),
         ("file size", size), ("file path", details.file_path),
+        ("download link", details.download_url if details.download_url != details.file_path else None),
         ("date expired", details.date_expired), ("date created", details.date_created),
         ("organization", details.organization_sid),
         ("cost", f"{details.cost:.2f} {currency}" if details.cost is not None else None),
@@ -144,7 +146,7 @@ def _backup_of_run(settings: Settings, state: Any) -> BackupDetails:
         if backup is None:
             state.result()  # raises the refusal
             raise LabvaultError("the flow run ended without a backup")
-        return BackupDetails.of(backup)
+        return BackupDetails.of(backup, backups_store(settings))
 
 
 def _report_backup(details: BackupDetails, settings: Settings, as_json: bool) -> None:
@@ -247,7 +249,7 @@ def backup_show(sid: SidArgument, as_json: JsonOption = False) -> None:
     """Show every field of one backup, with its progress while it runs."""
     settings = _settings()
     with user_errors(), _sessions(settings)() as session:
-        details = BackupDetails.of(catalog.get_backup(session, sid))
+        details = BackupDetails.of(catalog.get_backup(session, sid), backups_store(settings))
     if as_json:
         _print_json(asdict(details))
     else:
@@ -322,7 +324,7 @@ def demo() -> None:
     with user_errors():
         upgrade_schema(settings.database_url)
         with _sessions(settings)() as session:
-            loaded = load_demo(session, files_store(settings.files_url))
+            loaded = load_demo(session, files_store(settings))
         stdout.print(f"Demo organization {loaded.sid!r} {'loaded' if loaded.created else 'already there'}; "
                      f"backing it up as {loaded.admin_email} …")
         details = create_backup_now(settings, BackupRequest(loaded.sid, "Demo backup",

@@ -110,11 +110,11 @@ def seal_archive(sid: str, archive: ArchiveWriter) -> SealedArchive:
 @task(name="finish-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def finish_backup(sid: str, sealed: SealedArchive) -> dict[str, Any]:
     """Mark the backup Completed with its counts, size, link, cost and expiry."""
-    link = context.backups_storage().link(sealed.key)
+    storage = context.backups_storage()
     with context.sessions()() as session:
-        backup = backups.finish_backup(session, sid, sealed, link=link,
+        backup = backups.finish_backup(session, sid, sealed, file_path=storage.url(sealed.key),
                                        pricing=Pricing.of(context.settings()))
-        return asdict(BackupDetails.of(backup))
+        return asdict(BackupDetails.of(backup, storage))
 
 
 @task(name="notify", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
@@ -122,7 +122,7 @@ def notify(sid: str) -> None:
     """Tell the requester (and LABVAULT_NOTIFY_EMAILS) how the backup ended."""
     settings = context.settings()
     with context.sessions()() as session:
-        details = BackupDetails.of(get_backup(session, sid))
+        details = BackupDetails.of(get_backup(session, sid), context.backups_storage())
     notice = backup_notice(details, settings.notify_emails)
     notifier_for(settings, get_run_logger()).send(notice)
     get_run_logger().info("Backup %s: notice %r sent to %s", sid, notice.subject,

@@ -18,8 +18,8 @@ def sessions() -> sessionmaker[Session]:
 
 
 def files() -> Storage:
-    return files_store(settings().files_url)
+    return files_store(settings())
 
 
 def backups_storage() -> Storage:
-    return backups_store(settings().backups_url)
+    return backups_store(settings())

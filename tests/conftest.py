@@ -77,12 +77,12 @@ def sessions(settings: Settings):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def files(settings: Settings) -> FsspecStorage:
-    return files_store(settings.files_url)  # type: ignore[return-value]
+    return files_store(settings)  # type: ignore[return-value]
 
 
 @pytest.fixture
 def backups_storage(settings: Settings) -> FsspecStorage:
-    return backups_store(settings.backups_url)  # type: ignore[return-value]
+    return backups_store(settings)  # type: ignore[return-value]
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def test_sealed_archive_holds_entries_and_a_manifest_that_matches(storage: Fsspe
         archive.add_stream("org/u2_empty", io.BytesIO(b""), declared_size=None, uid="u2")
         sealed = archive.seal()
 
-    path = Path(storage.link("org/bk.zip"))
+    path = Path(storage.url("org/bk.zip"))
     assert sealed.size == path.stat().st_size
     assert (sealed.versions, sealed.files) == (1, 2)
     with zipfile.ZipFile(path) as zf:
@@ -94,7 +94,7 @@ def test_a_declared_size_over_the_zip32_limit_uses_zip64_headers(storage: Fsspec
     with writer(storage) as archive:
         archive.add_stream("org/u1_big", io.BytesIO(b"abc"), declared_size=5 * 1024**3)
         archive.seal()
-    path = Path(storage.link("org/bk.zip"))
+    path = Path(storage.url("org/bk.zip"))
     with zipfile.ZipFile(path) as zf:
         assert zf.read("org/u1_big") == b"abc"
         offset = zf.getinfo("org/u1_big").header_offset

@@ -34,7 +34,7 @@ def run_backup(sessions, files, backups_storage, request: BackupRequest, **start
         backups.snapshot_versions(session, sid, archive, progress)
         backups.copy_files(session, sid, files, archive, progress)
         sealed = archive.seal()
-        backups.finish_backup(session, sid, sealed, link=backups_storage.link(sealed.key),
+        backups.finish_backup(session, sid, sealed, file_path=backups_storage.url(sealed.key),
                               pricing=PRICING)
     return sid
 
@@ -50,7 +50,7 @@ def test_a_backup_holds_every_version_and_file(sessions, files, backups_storage,
     with sessions() as session:
         backup = session.get(Backup, sid)
     assert backup.status is BackupStatus.COMPLETED
-    assert backup.file_path == backups_storage.link(f"{organization.sid}/{sid}.zip")
+    assert backup.file_path == backups_storage.url(f"{organization.sid}/{sid}.zip")
     assert backup.date_expired == backup.date_completed + timedelta(days=30)
     assert backup.progress_done == backup.progress_total == 14
     assert_archive_matches(Path(backup.file_path), organization, backup)
@@ -188,7 +188,7 @@ def test_versions_written_while_the_snapshot_streams_are_left_out(sessions, file
         backups.snapshot_versions(session, sid, archive, progress)
         backups.copy_files(session, sid, files, archive, progress)
         sealed = archive.seal()
-        backups.finish_backup(session, sid, sealed, link=backups_storage.link(sealed.key), pricing=PRICING)
+        backups.finish_backup(session, sid, sealed, file_path=backups_storage.url(sealed.key), pricing=PRICING)
         backup = session.get(Backup, sid)
     assert len(inserted) >= len(organization.versions)
-    assert_archive_matches(Path(backups_storage.link(sealed.key)), organization, backup)
+    assert_archive_matches(Path(backups_storage.url(sealed.key)), organization, backup)

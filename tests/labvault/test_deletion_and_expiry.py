@@ -94,7 +94,7 @@ def test_expiry_removes_only_old_partials_of_backups_not_running(sessions, backu
         pending.write(b"half an archive")  # left behind as the partial, as by a killed worker
     old = (datetime.now(timezone.utc) - 2 * WINDOW).timestamp()
     for name in ("orphan", "running"):
-        os.utime(backups_storage.link(keys[name]), (old, old))
+        os.utime(backups_storage.url(keys[name]), (old, old))
 
     with sessions() as session:
         report = expiry.expire_backups(session, backups_storage, stale_after=WINDOW)

@@ -27,7 +27,7 @@ def test_the_estimate_is_never_below_the_real_archive(sessions, files, backups_s
     with sessions() as session:
         estimate = estimate_backup(session, organization.sid, PRICING)
     sid = run_backup(sessions, files, backups_storage, request_for(organization))
-    archive = Path(backups_storage.link(f"{organization.sid}/{sid}.zip"))
+    archive = Path(backups_storage.url(f"{organization.sid}/{sid}.zip"))
     assert estimate.estimated_bytes >= archive.stat().st_size
 
 

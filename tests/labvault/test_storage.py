@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from labvault.errors import InvalidInputError
-from labvault.storage import PARTIAL_SUFFIX, FsspecStorage, files_store
+from labvault.storage import PARTIAL_SUFFIX, FsspecStorage, storage_for
 
 
 @pytest.fixture(params=["local", "memory"])
@@ -62,9 +62,9 @@ def test_keys_that_leave_the_root_are_refused(storage: FsspecStorage, key: str) 
 
 def test_an_unknown_protocol_is_one_clear_error() -> None:
     with pytest.raises(InvalidInputError, match="LABVAULT_FILES_URL 'nosuch://x'"):
-        files_store("nosuch://x")
+        storage_for("nosuch://x", setting="LABVAULT_FILES_URL")
 
 
 def test_a_local_link_is_the_absolute_path(tmp_path: Path) -> None:
     storage = FsspecStorage(str(tmp_path / "store"))
-    assert storage.link("org/a.zip") == str(tmp_path / "store" / "org" / "a.zip")
+    assert storage.url("org/a.zip") == str(tmp_path / "store" / "org" / "a.zip")
