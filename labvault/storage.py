@@ -209,7 +209,7 @@ class S3Storage(FsspecStorage):
     AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION)."""
 
     def __init__(self, url: str, *, setting: str, part_size: int = DEFAULT_PART_SIZE) -> None:
-        super().__init__(url, setting=setting, use_listings_cache=False)
+        super().__init__(url, setting=setting, use_listings_cache=False, skip_instance_cache=True)
         self.part_size = part_size
         self.bucket = self.root.split("/", 1)[0]
 

@@ -130,3 +130,40 @@ def smtp_server(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator
         yield mailbox
     finally:
         controller.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto_server speaking the S3 protocol on loopback, with the standard AWS variables set."""
+    from tests.s3_endpoint import moto_server
+
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with moto_server(free_port(), log) as url, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ENDPOINT_URL", url)
+        patch.setenv("AWS_ACCESS_KEY_ID", "labvault-test-key")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "labvault-test-secret")
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+            patch.delenv(name, raising=False)
+        yield url
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    """A new, empty bucket for one test."""
+    import uuid
+
+    import s3fs
+
+    name = f"labvault-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(name)
+    return name
+
+
+@pytest.fixture
+def s3_settings(settings: Settings, s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Both stores on S3 (the database stays the test's), 5 MiB parts: S3's smallest."""
+    monkeypatch.setenv("LABVAULT_FILES_URL", f"s3://{s3_bucket}/uploads")
+    monkeypatch.setenv("LABVAULT_BACKUPS_URL", f"s3://{s3_bucket}/backups")
+    monkeypatch.setenv("LABVAULT_S3_PART_SIZE_MB", "5")
+    return get_settings()

@@ -1,4 +1,5 @@
-"""The storage contract, run over every backend we have (local folder, fsspec memory)."""
+"""The storage contract, run over every backend we have: local folder, fsspec memory and S3 (a
+real S3 protocol endpoint on loopback)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from pathlib import Path
 import pytest
 
 from labvault.errors import InvalidInputError
-from labvault.storage import PARTIAL_SUFFIX, FsspecStorage, storage_for
+from labvault.storage import PARTIAL_SUFFIX, FsspecStorage, S3Storage, storage_for
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=["local", "memory", "s3"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> FsspecStorage:
     if request.param == "local":
         return FsspecStorage(str(tmp_path / "store"))
+    if request.param == "s3":
+        bucket = request.getfixturevalue("s3_bucket")
+        return S3Storage(f"s3://{bucket}/some/prefix", setting="test", part_size=5 * 1024 * 1024)
     return FsspecStorage(f"memory://labvault-test-{uuid.uuid4().hex}")
 
 
@@ -36,8 +40,33 @@ def test_an_aborted_write_leaves_nothing(storage: FsspecStorage) -> None:
     pending.write(b"partial")
     pending.abort()
     assert storage.list() == []
+    assert storage.list_partials() == []
     assert not storage.exists("org/b.zip")
     assert not storage.exists("org/b.zip" + PARTIAL_SUFFIX)
+
+
+def test_a_write_larger_than_several_parts_arrives_whole(storage: FsspecStorage) -> None:
+    data = bytes(range(256)) * (4 * 13 * 1024 + 7)  # about 13.6 MB: three 5 MiB parts on S3
+    pending = storage.open_write("org/big.zip")
+    for start in range(0, len(data), 1024 * 1024):
+        pending.write(data[start:start + 1024 * 1024])
+    if isinstance(storage, S3Storage):
+        assert [p.key for p in storage.list_partials()] == ["org/big.zip"]  # pending, not visible
+    assert not storage.exists("org/big.zip")
+    pending.commit()
+    with storage.open_read("org/big.zip") as source:
+        assert source.read() == data
+    assert storage.list_partials() == []
+
+
+def test_a_left_over_partial_is_listed_and_discarded(storage: FsspecStorage) -> None:
+    pending = storage.open_write("org/dead.zip")
+    pending.write(b"x" * (6 * 1024 * 1024))  # past one part: the upload has begun
+    [partial] = storage.list_partials()
+    assert partial.key == "org/dead.zip"
+    storage.discard_partial(partial)
+    assert storage.list_partials() == []
+    assert not storage.exists("org/dead.zip")
 
 
 def test_reading_a_missing_key_raises_file_not_found(storage: FsspecStorage) -> None:
