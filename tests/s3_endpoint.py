@@ -109,15 +109,17 @@ class FaultProxy:
                 connection.request(self.command, self.path, body=body, headers=headers)
                 response = connection.getresponse()
                 data = response.read()
+                dropped = HOP_BY_HOP - ({"content-length"} if self.command == "HEAD" else set())
                 self._reply(response.status, [(k, v) for k, v in response.getheaders()
-                                              if k.lower() not in HOP_BY_HOP], data)
+                                              if k.lower() not in dropped], data)
                 connection.close()
 
             def _reply(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
                 self.send_response(status)
                 for key, value in headers:
                     self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
+                if self.command != "HEAD":
+                    self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
