@@ -183,13 +183,15 @@ class _MultipartPendingWrite:
     so no pending upload is left behind."""
 
     def __init__(self, fs: Any, path: str, part_size: int) -> None:
+        self._path = path
         self._file = fs.open(path, "wb", block_size=part_size, autocommit=False)
 
     def write(self, data: bytes | memoryview) -> int:
         try:
             return self._file.write(data)
         except OSError as exc:
-            raise TransientError(f"S3 upload failed: {exc}") from exc
+            reason = exc.strerror or str(exc)
+            raise TransientError(f"upload of s3://{self._path} failed after retries: {reason}") from exc
 
     def commit(self) -> None:
         try:
