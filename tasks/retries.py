@@ -5,15 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from prefect.tasks import exponential_backoff
+from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from labvault.errors import TransientError
+
+# A lost connection, a failover, SQLite's "database is locked": the database may answer later.
+TRANSIENT_DATABASE_ERRORS = (OperationalError, DisconnectionError)
 
 
 def is_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry only what may pass by itself; a permanent error fails at once."""
     try:
         state.result()
-    except TransientError:
+    except (TransientError, *TRANSIENT_DATABASE_ERRORS):
         return True
     except BaseException:
         return False

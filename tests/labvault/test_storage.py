@@ -97,3 +97,29 @@ def test_an_unknown_protocol_is_one_clear_error() -> None:
 def test_a_local_link_is_the_absolute_path(tmp_path: Path) -> None:
     storage = FsspecStorage(str(tmp_path / "store"))
     assert storage.url("org/a.zip") == str(tmp_path / "store" / "org" / "a.zip")
+
+
+def _seconds_valid(link: str) -> float:
+    import time
+    from urllib.parse import parse_qs, urlsplit
+
+    query = parse_qs(urlsplit(link).query)
+    if "X-Amz-Expires" in query:  # SigV4
+        return float(query["X-Amz-Expires"][0])
+    return float(query["Expires"][0]) - time.time()  # SigV2: an absolute time
+
+
+def test_an_s3_download_link_downloads_and_lives_at_most_seven_days(s3_bucket: str) -> None:
+    from datetime import timedelta
+
+    import httpx
+
+    storage = S3Storage(f"s3://{s3_bucket}/backups", setting="test")
+    pending = storage.open_write("org/a.zip")
+    pending.write(b"the archive")
+    pending.commit()
+    assert httpx.get(storage.download_link("org/a.zip", timedelta(hours=1))).content == b"the archive"
+    assert 3500 < _seconds_valid(storage.download_link("org/a.zip", timedelta(hours=1))) <= 3600
+    week = 7 * 24 * 3600
+    assert week - 60 < _seconds_valid(storage.download_link("org/a.zip", timedelta(days=30))) <= week
+    assert storage.url("org/a.zip") == f"s3://{s3_bucket}/backups/org/a.zip"
