@@ -17,11 +17,13 @@ from decimal import Decimal
 from typing import Any, BinaryIO
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from labvault.archive import ArchiveWriter, SealedArchive
 from labvault.catalog import get_backup
 from labvault.errors import (
+    ConflictError,
     InvalidInputError,
     MissingBlobError,
     NotFoundError,
@@ -114,7 +116,6 @@ def start_backup(session: Session, request: BackupRequest, *, flow_run_id: str |
         )
     if backup is None:
         backup = Backup(sid=new_backup_sid(), organization_sid=request.organization_sid)
-        session.add(backup)
     backup.name = request.name
     backup.description = request.description
     backup.created_by = request.requested_by
@@ -123,9 +124,30 @@ def start_backup(session: Session, request: BackupRequest, *, flow_run_id: str |
     return backup.sid
 
 
+def _refuse_a_second_running_backup(session: Session, organization_sid: str, sid: str) -> None:
+    with session.no_autoflush:
+        running = session.scalar(
+            select(Backup).where(Backup.organization_sid == organization_sid, Backup.sid != sid,
+                                 Backup.status == BackupStatus.IN_PROGRESS,
+                                 Backup.date_deleted.is_(None))
+        )
+    if running is not None:
+        raise ConflictError(
+            f"organization {organization_sid!r} already has backup {running.sid} in progress "
+            f"(started {running.date_created.isoformat()}); wait for it to end, or for the "
+            "expiry flow to reap it if its worker died"
+        )
+
+
 def _reset_to_in_progress(session: Session, backup: Backup, flow_run_id: str | None,
                           now: datetime) -> None:
-    """(Re)start a backup's run: its contents will be the state of the data at `now`. Commits."""
+    """(Re)start a backup's run: its contents will be the state of the data at `now`. Commits.
+
+    One backup per organization runs at a time: a second is refused, and the database's unique
+    index settles a race between two starts.
+    """
+    _refuse_a_second_running_backup(session, backup.organization_sid, backup.sid)
+    session.add(backup)
     backup.status = BackupStatus.IN_PROGRESS
     backup.flow_run_id = flow_run_id
     backup.error = None
@@ -135,7 +157,12 @@ def _reset_to_in_progress(session: Session, backup: Backup, flow_run_id: str | N
     backup.versions = backup.files = backup.file_size = None
     backup.file_path = None
     backup.progress_done = 0
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        _refuse_a_second_running_backup(session, backup.organization_sid, backup.sid)
+        raise
     backup.progress_total = sum(
         session.scalar(select(func.count()).select_from(model).where(*criteria)) or 0
         for model, criteria in ((Version, _version_criteria(backup)), (File, _file_criteria(backup)))

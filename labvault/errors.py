@@ -29,6 +29,10 @@ class PermissionDeniedError(PermanentError):
     """The requester may not do this (not an admin of the organization)."""
 
 
+class ConflictError(PermanentError):
+    """The request collides with work already under way (a backup of the same organization)."""
+
+
 class MissingBlobError(PermanentError):
     """An uploaded file's bytes are not in the files store."""
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -136,6 +137,9 @@ class BackupStatus(str, enum.Enum):
         return {"in_progress": "In Progress", "completed": "Completed", "error": "Error"}[self.value]
 
 
+RUNNING = "status = 'in_progress' AND date_deleted IS NULL"
+
+
 class Backup(Base):
     __tablename__ = "backups"
 
@@ -168,3 +172,9 @@ class Backup(Base):
     progress_done: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     progress_total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        # At most one running backup per organization, enforced by the database itself.
+        Index("uq_backups_one_in_progress_per_organization", "organization_sid", unique=True,
+              sqlite_where=text(RUNNING), postgresql_where=text(RUNNING)),
+    )

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from labvault import backups, catalog
 from labvault.backups import BackupRequest, ProgressRecorder
 from labvault.errors import (
+    ConflictError,
     InvalidInputError,
     MissingBlobError,
     NotFoundError,
@@ -121,8 +122,7 @@ def test_starting_again_under_the_same_flow_run_continues_the_same_backup(sessio
         first = backups.start_backup(session, request_for(organization), flow_run_id="run-1")
         assert backups.fail_backup(session, first, "boom")
         again = backups.start_backup(session, request_for(organization), flow_run_id="run-1")
-        other = backups.start_backup(session, request_for(organization), flow_run_id="run-2")
-        assert again == first != other
+        assert again == first
         backup = session.get(Backup, first)
         session.refresh(backup)
         assert (backup.status, backup.error) == (BackupStatus.IN_PROGRESS, None)
@@ -139,6 +139,7 @@ def test_list_is_newest_first_and_unknown_sid_is_not_found(sessions, organizatio
     with sessions() as session:
         older = backups.start_backup(session, request_for(organization),
                                      now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+        backups.fail_backup(session, older, "boom")
         newer = backups.start_backup(session, request_for(organization),
                                      now=datetime(2026, 2, 1, tzinfo=timezone.utc))
         assert [b.sid for b in catalog.list_backups(session)] == [newer, older]
@@ -192,3 +193,53 @@ def test_versions_written_while_the_snapshot_streams_are_left_out(sessions, file
         backup = session.get(Backup, sid)
     assert len(inserted) >= len(organization.versions)
     assert_archive_matches(Path(backups_storage.url(sealed.key)), organization, backup)
+
+
+def test_a_second_running_backup_of_an_organization_is_refused(sessions, files, organization) -> None:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        running = backups.start_backup(session, request_for(organization))
+        make_organization(session, files, sid="org-2", file_names=[])
+        other_org = backups.start_backup(session, request_for(organization, organization_sid="org-2",
+                                                              requested_by="admin@org-2.example"))
+        with pytest.raises(ConflictError, match=f"organization 'org-1' already has backup {running} in progress"):
+            backups.start_backup(session, request_for(organization))
+        backups.fail_backup(session, running, "boom")
+        after = backups.start_backup(session, request_for(organization))
+    assert len({running, other_org, after}) == 3
+
+
+def test_two_starts_racing_leave_exactly_one_running(sessions, organization, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The check and the insert are apart; the database's unique index settles the race."""
+    import threading
+
+    barrier = threading.Barrier(2)
+    checks: list[int] = []
+    check = backups._refuse_a_second_running_backup
+
+    def check_then_wait(*args):  # type: ignore[no-untyped-def]
+        check(*args)
+        checks.append(1)
+        if len(checks) <= 2:
+            barrier.wait(timeout=10)  # both have passed the check before either inserts
+
+    monkeypatch.setattr(backups, "_refuse_a_second_running_backup", check_then_wait)
+    outcomes: list[str] = []
+
+    def start() -> None:
+        with sessions() as session:
+            try:
+                outcomes.append(backups.start_backup(session, request_for(organization)))
+            except ConflictError as exc:
+                outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    started = [o for o in outcomes if o.startswith("bk-")]
+    refused = [o for o in outcomes if "already has backup" in o]
+    assert len(started) == 1 and len(refused) == 1, outcomes
+    with sessions() as session:
+        statuses = session.scalars(select(Backup.status)).all()
+    assert statuses == [BackupStatus.IN_PROGRESS]

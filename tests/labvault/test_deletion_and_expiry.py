@@ -11,6 +11,7 @@ from labvault import catalog, deletion, expiry
 from labvault.backups import start_backup
 from labvault.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from labvault.models import Backup, BackupStatus
+from tests.factories import make_organization
 from tests.labvault.test_backups import request_for, run_backup
 
 WINDOW = timedelta(minutes=60)
@@ -62,7 +63,8 @@ def test_expiry_deletes_what_is_due_reaps_stale_runs_and_is_idempotent(sessions,
     with sessions() as session:
         session.get(Backup, due).date_expired = now - timedelta(seconds=1)
         stale = start_backup(session, request_for(organization, name="stuck"), now=now - timedelta(hours=3))
-        live = start_backup(session, request_for(organization, name="running"), now=now - timedelta(hours=3))
+        other = make_organization(session, files, sid="org-2", file_names=[])
+        live = start_backup(session, request_for(other, name="running"), now=now - timedelta(hours=3))
         session.get(Backup, live).heartbeat_at = now - timedelta(minutes=5)
         session.commit()
 
