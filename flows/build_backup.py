@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import get_run_logger
+from prefect.logging.loggers import flow_run_logger
 
 from labvault.backups import fail_backup
 from labvault.catalog import BackupDetails, backup_for_flow_run
@@ -37,8 +38,11 @@ def failure_reason(state: Any) -> str:
 
 
 def record_failure(flow: Any, flow_run: Any, state: Any) -> None:
-    """Failure and crash hook: the run's backup (if it got one) goes to Error, and people are told."""
-    logger = get_run_logger()
+    """Failure and crash hook: the run's backup (if it got one) goes to Error, and people are told.
+
+    Runs outside the flow's context (a run can fail before its body starts), so it logs through
+    the flow run's logger rather than `get_run_logger()`."""
+    logger = flow_run_logger(flow_run, flow)
     settings = context.settings()
     with context.sessions()() as session:
         backup = backup_for_flow_run(session, str(flow_run.id))

@@ -1,36 +1,51 @@
 """create-backup: one organization's versions and files into one downloadable zip."""
 
-from __future__ import annotations
-
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow
 from prefect.runtime import flow_run as current_flow_run
 from prefect.states import Cancelled, State
+from pydantic import Field
 
 from flows.approval import approve_cost
 from flows.build_backup import build_backup, record_failure
+from flows.parameters import (
+    DESCRIPTION,
+    NAME,
+    ORGANIZATION,
+    REQUESTED_BY,
+    RETENTION,
+    BackupName,
+    Description,
+    Email,
+    OrganizationSid,
+    RetentionDays,
+)
 from labvault.backups import BackupRequest
 from tasks.backup_steps import estimate, start_backup
 
 
 @flow(name="create-backup", on_failure=[record_failure], on_crashed=[record_failure])
-def create_backup(organization_sid: str, name: str, requested_by: str, description: str = "",
-                  require_approval: bool = False,
-                  approval_timeout_minutes: int = 60) -> dict[str, Any] | State:
-    """Back up every record version and uploaded file of one organization into one zip.
-
-    Args:
-        organization_sid: The organization to back up.
-        name: A short name for the backup, shown in listings.
-        requested_by: Email of an admin of the organization; the notice goes there.
-        description: Optional longer text to remember the backup by.
-        require_approval: Pause before any work until someone approves the estimated cost.
-        approval_timeout_minutes: How long a paused run waits for approval before failing.
-    """
+def create_backup(
+    organization_sid: OrganizationSid = ORGANIZATION,
+    name: BackupName = NAME,
+    requested_by: Email = REQUESTED_BY,
+    description: Description = DESCRIPTION,
+    retention_days: RetentionDays = RETENTION,
+    require_approval: bool = Field(
+        False, title="Require approval",
+        description="Pause before any work and show the estimated cost for approval.",
+    ),
+    approval_timeout_minutes: Annotated[int, Field(ge=1, le=10080)] = Field(
+        60, title="Approval timeout (minutes)",
+        description="How long a paused run waits for approval before it fails.",
+    ),
+) -> dict[str, Any] | State:
+    """Back up every record version and uploaded file of one organization into one zip."""
     request = BackupRequest(organization_sid, name, description, requested_by)
     quote = estimate(request)
     if require_approval and not approve_cost(quote, approval_timeout_minutes):
         return Cancelled(message="The cost was not approved: no backup was made")
-    sid = start_backup(request, flow_run_id=current_flow_run.id, cost=quote.cost)
+    sid = start_backup(request, flow_run_id=current_flow_run.id, cost=quote.cost,
+                       retention_days=retention_days)
     return build_backup(sid)

@@ -1,20 +1,20 @@
 """delete-backup: remove one backup's archive and take it out of every listing."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from prefect import flow
+from pydantic import Field
+
+from flows.parameters import BACKUP, BackupSid, Email
 
 from tasks.lifecycle_steps import delete_backup as delete
 
 
 @flow(name="delete-backup")
-def delete_backup(backup_sid: str, requested_by: str) -> dict[str, Any]:
-    """Delete a backup (not one In Progress) on behalf of an admin of its organization.
-
-    Args:
-        backup_sid: The backup to delete.
-        requested_by: Email of an admin of the backup's organization.
-    """
+def delete_backup(
+    backup_sid: BackupSid = BACKUP,
+    requested_by: Email = Field(..., title="Requested by",
+                                description="Email of an admin of the backup's organization."),
+) -> dict[str, Any]:
+    """Delete a backup (not one In Progress) on behalf of an admin of its organization."""
     return delete(backup_sid, requested_by)

@@ -12,7 +12,7 @@ import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, BinaryIO
 
@@ -87,6 +87,25 @@ def check_request(session: Session, request: BackupRequest) -> BackupRequest:
     return BackupRequest(request.organization_sid, name, description, request.requested_by.strip())
 
 
+def render_backup_name(template: str, when: datetime) -> str:
+    """A scheduled backup's name: `{date}` becomes YYYY-MM-DD and `{time}` HH:MM (UTC)."""
+    when = when.astimezone(timezone.utc)
+    try:
+        return template.format(date=when.strftime("%Y-%m-%d"), time=when.strftime("%H:%M"))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise InvalidInputError(
+            f"name template {template!r} is malformed ({exc}); use {{date}} and {{time}} only"
+        ) from exc
+
+
+def admin_emails(session: Session, organization_sid: str) -> list[str]:
+    """Every admin of the organization, oldest account first."""
+    return list(session.scalars(
+        select(User.email).where(User.organization_sid == organization_sid, User.is_admin.is_(True))
+        .order_by(User.id)
+    ))
+
+
 def new_backup_sid() -> str:
     return "bk-" + secrets.token_hex(6)
 
@@ -101,7 +120,8 @@ def _file_criteria(backup: Backup) -> Any:
 
 
 def start_backup(session: Session, request: BackupRequest, *, flow_run_id: str | None = None,
-                 cost: Decimal | None = None, now: datetime | None = None) -> str:
+                 cost: Decimal | None = None, retention_days: int | None = None,
+                 now: datetime | None = None) -> str:
     """Validate the request and insert the row In Progress; commits.
 
     Re-entrant: when a row already belongs to `flow_run_id` (the Prefect UI's Retry runs the same
@@ -120,6 +140,7 @@ def start_backup(session: Session, request: BackupRequest, *, flow_run_id: str |
     backup.description = request.description
     backup.created_by = request.requested_by
     backup.cost = cost
+    backup.retention_days = retention_days
     _reset_to_in_progress(session, backup, flow_run_id, now)
     return backup.sid
 
@@ -322,7 +343,7 @@ def finish_backup(session: Session, sid: str, sealed: SealedArchive, *, file_pat
     backup.file_size = sealed.size
     backup.file_path = file_path
     backup.date_completed = now
-    backup.date_expired = now + timedelta(days=pricing.retention_days)
+    backup.date_expired = now + timedelta(days=backup.retention_days or pricing.retention_days)
     backup.cost = pricing.creation_cost(sealed.size)
     backup.progress_done = backup.progress_total
     backup.heartbeat_at = now

@@ -172,6 +172,8 @@ class Backup(Base):
     progress_done: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     progress_total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Chosen for this backup; empty means LABVAULT_RETENTION_DAYS at completion.
+    retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (
         # At most one running backup per organization, enforced by the database itself.

@@ -10,10 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 
 from labvault import backups
@@ -52,10 +59,12 @@ def estimate(request: BackupRequest) -> Estimate:
 
 
 @task(name="start-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
-def start_backup(request: BackupRequest, flow_run_id: str | None, cost: Any = None) -> str:
+def start_backup(request: BackupRequest, flow_run_id: str | None, cost: Decimal | None = None,
+                 retention_days: int | None = None) -> str:
     """Check the requester is an admin and insert the backup row In Progress."""
     with context.sessions()() as session:
-        sid = backups.start_backup(session, request, flow_run_id=flow_run_id, cost=cost)
+        sid = backups.start_backup(session, request, flow_run_id=flow_run_id, cost=cost,
+                                   retention_days=retention_days)
     get_run_logger().info("Backup %s of organization %s started by %s", sid,
                           request.organization_sid, request.requested_by)
     return sid
@@ -114,16 +123,42 @@ def finish_backup(sid: str, sealed: SealedArchive) -> dict[str, Any]:
     with context.sessions()() as session:
         backup = backups.finish_backup(session, sid, sealed, file_path=storage.url(sealed.key),
                                        pricing=Pricing.of(context.settings()))
-        return asdict(BackupDetails.of(backup, storage))
+        details = asdict(BackupDetails.of(backup, storage))
+    _publish_artifacts(details)
+    return details
+
+
+def _publish_artifacts(details: dict[str, Any]) -> None:
+    """The backup's fields as a table and its download as a link, on the run's Artifacts tab."""
+    sid = details["sid"]
+    create_table_artifact([{"field": key, "value": "" if value is None else str(value)}
+                           for key, value in details.items()],
+                          key=f"backup-{sid}", description=f"Backup {sid} ({details['name']})")
+    link = details["download_url"] or details["file_path"]
+    if link:
+        create_link_artifact(link if "://" in link else Path(link).as_uri(),
+                             link_text=f"Download {sid}.zip", key=f"backup-{sid}-download",
+                             description=f"Download of backup {sid}, valid until {details['date_expired']}")
+
+
+@task(name="record-failure", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+def record_attempt_failure(sid: str, reason: str) -> None:
+    """Turn the backup into Error with the reason of this attempt."""
+    with context.sessions()() as session:
+        backups.fail_backup(session, sid, reason)
+    get_run_logger().warning("Backup %s failed: %s", sid, reason)
 
 
 @task(name="notify", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
-def notify(sid: str) -> None:
-    """Tell the requester (and LABVAULT_NOTIFY_EMAILS) how the backup ended."""
+def notify(sid: str, to_admins: bool = False) -> None:
+    """Tell the requester (and LABVAULT_NOTIFY_EMAILS, and with `to_admins` every admin of the
+    organization) how the backup ended."""
     settings = context.settings()
     with context.sessions()() as session:
-        details = BackupDetails.of(get_backup(session, sid), context.backups_storage())
-    notice = backup_notice(details, settings.notify_emails)
+        backup = get_backup(session, sid)
+        details = BackupDetails.of(backup, context.backups_storage())
+        admins = backups.admin_emails(session, backup.organization_sid) if to_admins else []
+    notice = backup_notice(details, [*admins, *settings.notify_emails])
     notifier_for(settings, get_run_logger()).send(notice)
     get_run_logger().info("Backup %s: notice %r sent to %s", sid, notice.subject,
                           ", ".join(notice.to))

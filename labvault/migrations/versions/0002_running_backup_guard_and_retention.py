@@ -1,4 +1,4 @@
-"""one running backup per organization
+"""one running backup per organization; retention chosen per backup
 
 Revision ID: 0002
 Revises: 0001
@@ -32,11 +32,13 @@ def upgrade() -> None:
     # Rows from before the rule: keep the newest running backup per organization.
     op.execute(SUPERSEDE_OLDER_RUNNING_BACKUPS)
     with op.batch_alter_table('backups', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('retention_days', sa.Integer(), nullable=True))
         batch_op.create_index('uq_backups_one_in_progress_per_organization', ['organization_sid'], unique=True, sqlite_where=sa.text("status = 'in_progress' AND date_deleted IS NULL"), postgresql_where=sa.text("status = 'in_progress' AND date_deleted IS NULL"))
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('backups', schema=None) as batch_op:
+        batch_op.drop_column('retention_days')
         batch_op.drop_index('uq_backups_one_in_progress_per_organization', sqlite_where=sa.text("status = 'in_progress' AND date_deleted IS NULL"), postgresql_where=sa.text("status = 'in_progress' AND date_deleted IS NULL"))
 
