@@ -315,6 +315,18 @@ def expire(as_json: JsonOption = False) -> None:
 
 
 @app.command()
+def serve(
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Most flow runs at once.")] = None,
+) -> None:
+    """Serve every deployment of prefect.yaml from this process (no work pool needed)."""
+    from deployments.serve import serve_all
+
+    _settings()  # a bad setting fails here, in one line, before Prefect starts
+    with user_errors():
+        serve_all(limit=limit)
+
+
+@app.command()
 def demo() -> None:
     """Create the schema, load the demo organization and back it up once."""
     from labvault.demo import load_demo
