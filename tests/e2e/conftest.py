@@ -1,0 +1,110 @@
+"""A real Prefect server, a process worker and the project's deployments, for end-to-end tests.
+
+Nothing here points at a server this session did not start: `prefect server start` runs on a
+free loopback port with its own PREFECT_HOME, and every client is told its URL.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from labvault.database import session_factory, upgrade_schema
+from labvault.settings import Settings, get_settings
+from labvault.storage import files_store
+from tests.conftest import free_port
+from tests.factories import make_organization
+
+ROOT = Path(__file__).parents[2]
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class PrefectServer:
+    url: str
+    env: dict[str, str]
+    logs: Path
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """A `prefect` CLI command against this server, from the repository root."""
+        return subprocess.run([str(BIN / "prefect"), *args], cwd=ROOT, env=self.env, text=True,
+                              capture_output=True, timeout=timeout, check=False)
+
+    def start(self, name: str, *command: str) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("wb")
+        return subprocess.Popen(list(command), cwd=ROOT, env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def e2e_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="module")
+def e2e_settings(e2e_home: Path) -> Iterator[Settings]:
+    """labvault's settings for the test process and every worker: SQLite and folders in tmp."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("LABVAULT_") and not name.startswith("LABVAULT_TEST_"):
+                patch.delenv(name)
+        patch.setenv("LABVAULT_HOME", str(e2e_home / "labvault"))
+        settings = get_settings()
+        upgrade_schema(settings.database_url)
+        with session_factory(settings.database_url)() as session:
+            for sid in ("lab-a", "lab-b", "lab-c"):
+                make_organization(session, files_store(settings), sid=sid, file_names=["a.txt", "b.bin"])
+        yield settings
+
+
+@pytest.fixture(scope="module")
+def prefect_server(e2e_home: Path, e2e_settings: Settings) -> Iterator[PrefectServer]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    logs = e2e_home / "logs"
+    logs.mkdir()
+    env = {**os.environ, "PREFECT_API_URL": url, "PREFECT_HOME": str(e2e_home / "prefect-clients"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_WORKER_QUERY_SECONDS": "1",
+           "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PWD": str(ROOT)}
+    server_env = {**env, "PREFECT_HOME": str(e2e_home / "prefect-server"),
+                  "PREFECT_SERVER_API_PORT": str(port), "PREFECT_SERVER_API_HOST": "127.0.0.1"}
+    server_env.pop("PREFECT_API_URL")
+    log = (logs / "server.log").open("wb")
+    process = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                                "--port", str(port)], env=server_env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"prefect server did not start: {(logs / 'server.log').read_text()}")
+            time.sleep(0.3)
+        with temporary_settings({PREFECT_API_URL: url}):
+            yield PrefectServer(url, env, logs)
+    finally:
+        stop(process)
+        log.close()

@@ -1,0 +1,140 @@
+"""prefect.yaml against a real Prefect server: deploy, run from the API as the UI does, serve."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
+from prefect.flow_runs import resume_flow_run
+from sqlalchemy import select
+
+from deployments.project import read_deployments
+from labvault.database import session_factory
+from labvault.models import Backup, BackupStatus
+from tests.e2e.conftest import BIN, PrefectServer, stop
+
+POOL = "labvault"
+
+
+def wait_for_state(flow_run_id: Any, types: set[StateType], timeout: float = 180) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            flow_run = client.read_flow_run(flow_run_id)
+        if flow_run.state and flow_run.state.type in types:
+            return flow_run
+        time.sleep(0.5)
+    raise AssertionError(f"flow run {flow_run_id} never reached {types}: {flow_run.state}")
+
+
+FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
+
+
+def run_deployment_as_the_ui_does(name: str, parameters: dict[str, Any]) -> Any:
+    """POST /deployments/{id}/create_flow_run, which is what the UI's Run button sends."""
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(name)
+        return client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
+
+
+@pytest.fixture(scope="module")
+def deployed(prefect_server: PrefectServer) -> PrefectServer:
+    created = prefect_server.run("work-pool", "create", POOL, "--type", "process")
+    assert created.returncode == 0, created.stdout + created.stderr
+    deployed = prefect_server.run("--no-prompt", "deploy", "--all", timeout=300)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    return prefect_server
+
+
+@pytest.fixture(scope="module")
+def worker(deployed: PrefectServer):  # type: ignore[no-untyped-def]
+    process = deployed.start("worker", str(BIN / "prefect"), "worker", "start", "--pool", POOL,
+                             "--type", "process")
+    yield process
+    stop(process)
+
+
+def test_prefect_deploy_all_registers_every_deployment_of_prefect_yaml(deployed: PrefectServer) -> None:
+    expected = {f"{Path(spec.entrypoint).stem.replace('_', '-')}/{spec.name}" for spec in read_deployments()}
+    with get_client(sync_client=True) as client:
+        deployments = client.read_deployments()
+        flows = {flow.id: flow.name for flow in client.read_flows()}
+    names = {f"{flows[d.flow_id]}/{d.name}" for d in deployments}
+    assert {name.split("/")[1] for name in names} == {spec.name for spec in read_deployments()}
+    assert len(expected) == len(names) == 6
+    assert {d.work_pool_name for d in deployments} == {POOL}
+    crons = {d.name: [s.schedule.cron for s in d.schedules] for d in deployments}
+    assert crons["scheduled-backup"] == ["0 2 * * *"]
+    assert crons["expire-backups"] == ["0 * * * *"]
+    assert crons["create-backup"] == []
+
+
+def test_every_parameter_has_a_description_and_bounds_are_enforced(deployed: PrefectServer) -> None:
+    with get_client(sync_client=True) as client:
+        for deployment in client.read_deployments():
+            properties = deployment.parameter_openapi_schema["properties"]
+            assert properties, deployment.name
+            for name, schema in properties.items():
+                assert schema.get("description"), f"{deployment.name}.{name} has no description"
+        create = client.read_deployment_by_name("create-backup/create-backup")
+        assert create.parameters == {"require_approval": True}
+        for bad in ({"retention_days": -1}, {"approval_timeout_minutes": 0}, {"name": ""}):
+            with pytest.raises(Exception, match="(?i)validation|invalid|422|409"):
+                client.create_flow_run_from_deployment(create.id, parameters={
+                    "organization_sid": "lab-a", "name": "x", "requested_by": "admin@lab-a.example",
+                    **bad})
+
+
+def test_create_backup_from_the_run_button_waits_for_approval_then_completes(worker, e2e_settings) -> None:  # type: ignore[no-untyped-def]
+    flow_run = run_deployment_as_the_ui_does("create-backup/create-backup", {
+        "organization_sid": "lab-a", "name": "From the UI", "requested_by": "admin@lab-a.example"})
+    wait_for_state(flow_run.id, {StateType.PAUSED} | FINAL)
+    with session_factory(e2e_settings.database_url)() as session:
+        assert session.scalars(select(Backup)).all() == [], "work started before approval"
+    resume_flow_run(flow_run.id, run_input={"approve": True})
+    finished = wait_for_state(flow_run.id, FINAL)
+    assert finished.state.type == StateType.COMPLETED, finished.state
+    with session_factory(e2e_settings.database_url)() as session:
+        backup = session.scalar(select(Backup).where(Backup.flow_run_id == str(flow_run.id)))
+    assert backup.status is BackupStatus.COMPLETED and Path(backup.file_path).exists()
+    with get_client(sync_client=True) as client:
+        keys = {a.key for a in client.read_artifacts()}
+    assert {f"backup-{backup.sid}", f"backup-{backup.sid}-download"} <= keys
+
+
+def test_expire_backups_runs_from_its_deployment(worker) -> None:  # type: ignore[no-untyped-def]
+    flow_run = run_deployment_as_the_ui_does("expire-backups/expire-backups", {})
+    assert wait_for_state(flow_run.id, FINAL).state.type == StateType.COMPLETED
+
+
+def test_the_fan_out_backs_up_three_organizations(worker, e2e_settings) -> None:  # type: ignore[no-untyped-def]
+    flow_run = run_deployment_as_the_ui_does("backup-all-organizations/backup-all-organizations", {})
+    finished = wait_for_state(flow_run.id, FINAL, timeout=300)
+    assert finished.state.type == StateType.COMPLETED, finished.state
+    with session_factory(e2e_settings.database_url)() as session:
+        made = session.scalars(select(Backup).where(Backup.name.like("Weekly %"))).all()
+    assert sorted(b.organization_sid for b in made) == ["lab-a", "lab-b", "lab-c"]
+    assert {b.status for b in made} == {BackupStatus.COMPLETED}
+    assert {b.created_by for b in made} == {"admin@lab-a.example", "admin@lab-b.example", "admin@lab-c.example"}
+
+
+def test_labvault_serve_serves_every_deployment_without_a_pool(worker, deployed: PrefectServer) -> None:  # type: ignore[no-untyped-def]
+    """With the worker gone, runs are executed by `labvault serve` alone."""
+    stop(worker)
+    server = deployed.start("serve", str(BIN / "labvault"), "serve")
+    log = deployed.logs / "serve.log"
+    try:
+        deadline = time.monotonic() + 120
+        while "expire-backups/expire-backups" not in log.read_text(errors="replace"):
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        served = log.read_text(errors="replace")
+        assert all(f"{spec.name}" in served for spec in read_deployments())
+        flow_run = run_deployment_as_the_ui_does("expire-backups/expire-backups", {})
+        assert wait_for_state(flow_run.id, FINAL).state.type == StateType.COMPLETED
+    finally:
+        stop(server)
