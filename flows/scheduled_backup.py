@@ -30,6 +30,11 @@ from labvault.models import utcnow
 from tasks.backup_steps import estimate, notify, record_attempt_failure, restart_backup, start_backup
 
 
+def wait_between_tries(minutes: int) -> None:
+    """The pause before the next try (the flow run stays Running, its worker waiting)."""
+    time.sleep(minutes * 60)
+
+
 @flow(name="scheduled-backup", on_failure=[record_failure], on_crashed=[record_failure])
 def scheduled_backup(
     organization_sid: OrganizationSid = ORGANIZATION,
@@ -63,6 +68,6 @@ def scheduled_backup(
                 raise
         get_run_logger().warning("Backup %s: try %d of %d failed; trying again in %d minutes",
                                  sid, attempt, tries, minutes_between_tries)
-        time.sleep(minutes_between_tries * 60)
+        wait_between_tries(minutes_between_tries)
         restart_backup(sid, flow_run_id=current_flow_run.id)
     raise AssertionError("unreachable: the last try returns or raises")

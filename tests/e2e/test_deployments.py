@@ -158,8 +158,11 @@ def test_the_fan_out_backs_up_three_organizations(worker, e2e_settings) -> None:
 
 
 def test_labvault_serve_serves_every_deployment_without_a_pool(worker, deployed: PrefectServer) -> None:  # type: ignore[no-untyped-def]
-    """With the worker gone, runs are executed by `labvault serve` alone."""
+    """A user without a work pool: the deployments come from `labvault serve` alone."""
     stop(worker)
+    with get_client(sync_client=True) as client:
+        for deployment in client.read_deployments():
+            client.delete_deployment(deployment.id)
     server = deployed.start("serve", str(BIN / "labvault"), "serve")
     log = deployed.logs / "serve.log"
     try:

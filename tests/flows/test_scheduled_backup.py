@@ -14,7 +14,7 @@ def test_a_try_that_fails_is_retried_under_the_same_sid(sessions, files, organiz
     files.delete(row.storage_key)
     seen_between_tries: list[tuple[str, BackupStatus, str | None]] = []
 
-    def blob_comes_back(seconds: float) -> None:
+    def blob_comes_back(minutes: int) -> None:
         with sessions() as session:
             backup = session.scalar(select(Backup))
             seen_between_tries.append((backup.sid, backup.status, backup.error))
@@ -22,7 +22,7 @@ def test_a_try_that_fails_is_retried_under_the_same_sid(sessions, files, organiz
         pending.write(data)
         pending.commit()
 
-    monkeypatch.setattr("flows.scheduled_backup.time.sleep", blob_comes_back)
+    monkeypatch.setattr("flows.scheduled_backup.wait_between_tries", blob_comes_back)
     state = scheduled_backup(organization_sid=organization.sid, requested_by=organization.admin_email,
                              name_template="Nightly {date} at {time}", minutes_between_tries=1,
                              return_state=True)
@@ -44,11 +44,11 @@ def test_the_last_failed_try_emails_every_admin(sessions, files, organization, s
     row, _ = next(iter(organization.files.values()))
     files.delete(row.storage_key)
     sleeps: list[float] = []
-    monkeypatch.setattr("flows.scheduled_backup.time.sleep", sleeps.append)
+    monkeypatch.setattr("flows.scheduled_backup.wait_between_tries", sleeps.append)
     state = scheduled_backup(organization_sid=organization.sid, requested_by=organization.admin_email,
                              tries=3, minutes_between_tries=30, return_state=True)
     assert state.is_failed()
-    assert sleeps == [1800, 1800]
+    assert sleeps == [30, 30]
     with sessions() as session:
         [backup] = session.scalars(select(Backup)).all()
     assert backup.status is BackupStatus.ERROR and row.uid in backup.error
