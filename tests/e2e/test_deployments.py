@@ -43,8 +43,12 @@ def run_deployment_as_the_ui_does(name: str, parameters: dict[str, Any]) -> Any:
 
 @pytest.fixture(scope="module")
 def deployed(prefect_server: PrefectServer) -> PrefectServer:
-    created = prefect_server.run("work-pool", "create", POOL, "--type", "process")
+    created = prefect_server.run("work-pool", "create", POOL, "--type", "process",
+                                 "--base-job-template", "deployments/job_templates/process.json")
     assert created.returncode == 0, created.stdout + created.stderr
+    kubernetes = prefect_server.run("work-pool", "create", "labvault-k8s", "--type", "kubernetes",
+                                    "--base-job-template", "deployments/job_templates/kubernetes.json")
+    assert kubernetes.returncode == 0, kubernetes.stdout + kubernetes.stderr
     deployed = prefect_server.run("--no-prompt", "deploy", "--all", timeout=300)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     return prefect_server
@@ -71,6 +75,11 @@ def test_prefect_deploy_all_registers_every_deployment_of_prefect_yaml(deployed:
     assert crons["scheduled-backup"] == ["0 2 * * *"]
     assert crons["expire-backups"] == ["0 * * * *"]
     assert crons["create-backup"] == []
+    with get_client(sync_client=True) as client:
+        template = client.read_work_pool(POOL).base_job_template
+        k8s = client.read_work_pool("labvault-k8s").base_job_template
+    assert template["variables"]["properties"]["env"]["default"] == {"PREFECT_LOGGING_EXTRA_LOGGERS": "labvault"}
+    assert k8s["job_configuration"]["job_manifest"]["kind"] == "Job"
 
 
 def test_every_parameter_has_a_description_and_bounds_are_enforced(deployed: PrefectServer) -> None:
