@@ -23,6 +23,7 @@ from tasks.backup_steps import (
     open_archive,
     seal_archive,
     snapshot_versions,
+    verify_written_archive,
 )
 
 
@@ -63,6 +64,7 @@ def build_backup(sid: str) -> dict[str, Any]:
         snapshot_versions(sid, archive)
         copy_files(sid, archive)
         sealed = seal_archive(sid, archive)
+    verify_written_archive(sid, sealed)
     details = finish_backup(sid, sealed)
     if not notify(sid, return_state=True).is_completed():
         get_run_logger().warning("Backup %s is Completed but its notice could not be sent", sid)

@@ -27,6 +27,7 @@ from labvault.errors import (
     InvalidInputError,
     MissingBlobError,
     NotFoundError,
+    PermanentError,
     PermissionDeniedError,
     TransientError,
 )
@@ -34,6 +35,7 @@ from labvault.models import Backup, BackupStatus, File, Organization, User, Vers
 from labvault.pricing import Pricing
 from labvault.safe_names import archive_key, file_entry_name, version_entry_name
 from labvault.storage import Storage
+from labvault.verify import VerifyReport, verify_archive
 
 NAME_MAX_CHARS = 255
 DESCRIPTION_MAX_CHARS = 5000
@@ -314,7 +316,7 @@ def copy_files(session: Session, sid: str, files_storage: Storage, archive: Arch
     backup = get_backup(session, sid)
     rows = session.execute(
         select(File.uid, File.record_sid, File.name, File.size, File.content_type,
-               File.storage_key)
+               File.storage_key, File.created_at)
         .where(*_file_criteria(backup)).order_by(File.uid)
         .execution_options(yield_per=1000)
     )
@@ -325,6 +327,7 @@ def copy_files(session: Session, sid: str, files_storage: Storage, archive: Arch
                 file_entry_name(backup.organization_sid, row.uid, row.name), source,
                 declared_size=row.size, uid=row.uid, original_name=row.name,
                 record_sid=row.record_sid, content_type=row.content_type,
+                storage_key=row.storage_key, created_at=row.created_at.isoformat(),
             )
         progress.advance()
     progress.flush()
@@ -364,3 +367,15 @@ def fail_backup(session: Session, sid: str, reason: str) -> bool:
     )
     session.commit()
     return bool(result.rowcount)
+
+
+def verify_stored_archive(backups_storage: Storage, key: str) -> VerifyReport:
+    """Read a sealed archive back from where it was written and check it against its manifest;
+    a bad archive is removed so nothing that looks complete is left behind."""
+    with backups_storage.open_read(key) as source:
+        report = verify_archive(source, label=key)
+    if not report.ok:
+        backups_storage.delete(key)
+        raise PermanentError(f"archive {key} failed verification after writing: "
+                             + "; ".join(report.problems[:3]))
+    return report

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
         description="Part size of S3 multipart uploads in MiB: memory per upload, and 10,000 parts "
                     "cap an archive at 10,000 × this size.",
     )
+    verify_after_backup: bool = Field(
+        True, description="Read every archive back from its destination and check it against its "
+                          "manifest before marking the backup Completed (turn off for huge archives).",
+    )
     stale_after_minutes: int = Field(
         60, ge=1, description="An In Progress backup with no progress for this long is reaped to Error."
     )

@@ -314,6 +314,65 @@ def expire(as_json: JsonOption = False) -> None:
     ]))
 
 
+@backup_app.command("verify")
+def backup_verify(
+    source: Annotated[str, typer.Argument(help="Backup sid, path of a zip, or URL (s3://…).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Read an archive once and check every entry against its manifest."""
+    from labvault.archive_sources import archive_opener
+    from labvault.verify import verify_archive
+
+    settings = _settings()
+    with user_errors():
+        with _sessions(settings)() as session:
+            open_source, label = archive_opener(source, session, backups_store(settings))
+        with open_source() as stream:
+            report = verify_archive(stream, label=label)
+    if as_json:
+        _print_json({**asdict(report), "ok": report.ok})
+    else:
+        stdout.print(_table([
+            ("archive", report.source), ("organization", report.organization_sid),
+            ("backup", report.backup_sid), ("entries", report.entries),
+            ("versions", report.versions), ("files", report.files),
+            ("bytes checked", report.total_bytes),
+            ("result", "OK: every entry matches the manifest" if report.ok
+             else f"{len(report.problems)} problem(s)"),
+        ]))
+    for problem in report.problems:
+        typer.echo(f"error: {problem}", err=True)
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def restore(
+    source: Annotated[str, typer.Argument(help="Backup sid, path of a zip, or URL (s3://…).")],
+    to_database: Annotated[str, typer.Option("--to-database", help="SQLAlchemy URL to restore into.")],
+    to_files: Annotated[str, typer.Option("--to-files", help="Folder or URL for the files.")],
+    org: Annotated[str | None, typer.Option("--org", help="Refuse unless the archive holds this organization.")] = None,
+    merge: Annotated[str | None, typer.Option("--merge", help="skip or overwrite, for a target that is not empty.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify an archive, then restore it into an empty database and files store."""
+    from flows.restore_backup import restore_backup
+    from labvault.archive_sources import archive_opener
+
+    settings = _settings()
+    if merge is not None and merge not in ("skip", "overwrite"):
+        raise fail(f"unknown merge policy {merge!r}; use skip or overwrite")
+    with user_errors():
+        with _sessions(settings)() as session:  # a bad source fails here, before Prefect starts
+            archive_opener(source, session, backups_store(settings))
+        report = run_flow(restore_backup, source=source, to_database_url=to_database,
+                          to_files_url=to_files, organization_sid=org, merge=merge).result()
+    if as_json:
+        _print_json(report)
+    else:
+        stdout.print(_table([(key.replace("_", " "), value) for key, value in report.items()]))
+
+
 @app.command()
 def serve(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Most flow runs at once.")] = None,

@@ -116,6 +116,19 @@ def seal_archive(sid: str, archive: ArchiveWriter) -> SealedArchive:
     return sealed
 
 
+@task(name="verify-archive", cache_policy=NO_CACHE)
+def verify_written_archive(sid: str, sealed: SealedArchive) -> None:
+    """Read the archive back from its destination and check every entry against the manifest
+    (skipped when LABVAULT_VERIFY_AFTER_BACKUP is false)."""
+    logger = get_run_logger()
+    if not context.settings().verify_after_backup:
+        logger.info("Backup %s: verification after writing is turned off", sid)
+        return
+    report = backups.verify_stored_archive(context.backups_storage(), sealed.key)
+    logger.info("Backup %s: archive verified, %d entries, %d bytes match the manifest", sid,
+                report.entries, report.total_bytes)
+
+
 @task(name="finish-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def finish_backup(sid: str, sealed: SealedArchive) -> dict[str, Any]:
     """Mark the backup Completed with its counts, size, link, cost and expiry."""

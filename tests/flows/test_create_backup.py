@@ -70,7 +70,7 @@ def test_task_runs_do_not_grow_with_the_number_of_items(sessions, files, organiz
     assert small.is_completed() and large.is_completed()
     assert task_run_names(small) == task_run_names(large) == sorted([
         "estimate-backup", "start-backup", "open-archive", "snapshot-versions", "copy-files", "seal-archive",
-        "finish-backup", "notify"])
+        "verify-archive", "finish-backup", "notify"])
 
 
 def test_a_missing_blob_fails_the_run_and_the_backup_names_the_file(sessions, files, backups_storage, organization) -> None:  # type: ignore[no-untyped-def]
