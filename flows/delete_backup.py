@@ -6,7 +6,6 @@ from prefect import flow
 from pydantic import Field
 
 from flows.parameters import BACKUP, BackupSid, Email
-
 from tasks.lifecycle_steps import delete_backup as delete
 
 

@@ -6,14 +6,14 @@ Idempotent: a second run right after the first finds nothing to do.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from labvault.backups import fail_backup
 from labvault.deletion import remove_backup
-from labvault.models import Backup, BackupStatus, utcnow
+from labvault.models import Backup, BackupStatus, as_utc, utcnow
 from labvault.storage import PARTIAL_SUFFIX, Storage
 
 
@@ -50,7 +50,7 @@ def reap_stale(session: Session, now: datetime, stale_after: timedelta) -> list[
     ).all()
     return [
         sid for sid, since in stale
-        if fail_backup(session, sid, f"stale: no progress since {_as_utc(since).isoformat()}")
+        if fail_backup(session, sid, f"stale: no progress since {as_utc(since).isoformat()}")
     ]
 
 
@@ -79,8 +79,3 @@ def expire_backups(session: Session, backups_storage: Storage, *, stale_after: t
     report.reaped = reap_stale(session, now, stale_after)
     report.orphans_removed = remove_orphaned_partials(session, backups_storage, now, stale_after)
     return report
-
-
-def _as_utc(value: datetime) -> datetime:
-    """Expressions over the column may come back naive on SQLite; stored values are UTC."""
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value

@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import posixpath
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Protocol
 
 import fsspec
 from fsspec.core import url_to_fs
 
 from labvault.errors import InvalidInputError, MissingBlobError, TransientError
+from labvault.models import as_utc
 from labvault.settings import Settings
 
 PARTIAL_SUFFIX = ".partial"
@@ -65,10 +66,6 @@ def check_key(key: str) -> str:
     if not key or key.startswith("/") or "\\" in key or any(p in ("", ".", "..") for p in parts):
         raise InvalidInputError(f"storage key {key!r} is not a plain relative path")
     return key
-
-
-def _as_utc(stamp: datetime) -> datetime:
-    return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(timezone.utc)
 
 
 class _RenamingPendingWrite:
@@ -147,7 +144,7 @@ class FsspecStorage:
 
     def modified(self, key: str) -> datetime:
         """When the object was last written, timezone-aware UTC."""
-        return _as_utc(self.fs.modified(self._path(key)))
+        return as_utc(self.fs.modified(self._path(key)))
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -225,7 +222,7 @@ class S3Storage(FsspecStorage):
             path = f"{self.bucket}/{upload['Key']}"
             if prefix and not upload["Key"].startswith(prefix + "/"):
                 continue
-            partials.append(PartialWrite(self._key(path), _as_utc(upload["Initiated"]),
+            partials.append(PartialWrite(self._key(path), as_utc(upload["Initiated"]),
                                          upload["UploadId"]))
         return partials
 

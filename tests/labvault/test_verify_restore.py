@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from labvault import backups
 from labvault.database import session_factory, upgrade_schema
 from labvault.errors import InvalidInputError
-from labvault.models import Backup, File, Organization, Record, User, Version
+from labvault.models import File, Organization, Record, User, Version
 from labvault.restore import MergePolicy, restore_archive
 from labvault.storage import FsspecStorage
 from labvault.verify import ArchiveLimits, verify_archive

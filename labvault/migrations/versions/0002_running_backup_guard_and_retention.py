@@ -5,10 +5,8 @@ Revises: 0001
 Create Date: 2026-11-25 19:58:38.665325
 """
 
-from alembic import op
 import sqlalchemy as sa
-import labvault.models
-
+from alembic import op
 
 revision = '0002'
 down_revision = '0001'
