@@ -1,0 +1,51 @@
+"""SMTP and S3 credentials never appear in logs, artifacts, errors or `show` output."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+
+from tests.cli.test_cli import labvault
+from tests.factories import make_organization
+from tests.flows.test_create_backup import backup_of, run
+
+SMTP_PASSWORD = "smtp-Pa55-never-printed"
+AWS_SECRET = "aws-Secret-never-printed"
+
+
+def test_credentials_stay_out_of_everything_a_user_sees(sessions, s3_settings, smtp_server, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    from labvault.storage import files_store
+
+    monkeypatch.setenv("LABVAULT_SMTP_USERNAME", "mailer")
+    monkeypatch.setenv("LABVAULT_SMTP_PASSWORD", SMTP_PASSWORD)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)  # moto accepts any secret
+    with sessions() as session:
+        organization = make_organization(session, files_store(s3_settings), file_names=["a.txt"])
+    row, _ = next(iter(organization.files.values()))
+    files_store(s3_settings).delete(row.storage_key)  # a failure too, so errors are seen
+    with caplog.at_level(logging.DEBUG):
+        failed = run(organization)
+    assert failed.is_failed()
+
+    seen = [caplog.text, failed.message or ""]
+    backup = backup_of(sessions, failed)
+    seen.append(backup.error or "")
+    with get_client(sync_client=True) as client:
+        run_id = failed.state_details.flow_run_id
+        seen += [log.message for log in client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))]
+        seen += [json.dumps(a.data, default=str) for a in client.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))]
+    shown = labvault("backup", "show", backup.sid, "--json")
+    seen += [shown.stdout, shown.stderr]
+    listed = labvault("backup", "list")
+    seen += [listed.stdout]
+    seen += [message.as_string() for _, message in smtp_server.messages]
+    everything = "\n".join(seen)
+    assert "is missing from the files store" in everything  # we did look at the right output
+    for secret in (SMTP_PASSWORD, AWS_SECRET):
+        assert secret not in everything
