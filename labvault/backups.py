@@ -58,8 +58,9 @@ def _check_text(label: str, value: str, limit: int, *, required: bool) -> str:
         raise InvalidInputError(f"backup {label} is empty; give a short {label}")
     if len(text) > limit:
         raise InvalidInputError(f"backup {label} has {len(text)} characters; the limit is {limit}")
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text):
-        raise InvalidInputError(f"backup {label} contains control characters; remove them")
+    if any(unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\n\t" for ch in text):
+        raise InvalidInputError(f"backup {label} contains control or invisible formatting characters "
+                                "(such as right-to-left marks); remove them")
     return text
 
 

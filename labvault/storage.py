@@ -55,6 +55,7 @@ class Storage(Protocol):
     def delete(self, key: str) -> None: ...
     def list(self, prefix: str = "") -> list[str]: ...
     def list_partials(self) -> list[PartialWrite]: ...
+    def check_writable(self) -> None: ...
     def discard_partial(self, partial: PartialWrite) -> None: ...
     def url(self, key: str) -> str: ...
     def download_link(self, key: str, lifetime: timedelta) -> str: ...
@@ -79,7 +80,7 @@ class _RenamingPendingWrite:
         self._fs = fs
         self._path = path
         self._partial = path + PARTIAL_SUFFIX
-        self._fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        fs.makedirs(posixpath.dirname(path), exist_ok=True)
         self._file = fs.open(self._partial, "wb")
 
     def write(self, data: bytes | memoryview) -> int:
@@ -106,6 +107,7 @@ class FsspecStorage:
                 f"{setting} {url!r}: {exc}; use a folder path or a URL such as s3://bucket/prefix"
             ) from exc
         self.url_root = url
+        self.setting = setting
         self.root = root.rstrip("/")
         self._is_local = "file" in _protocols(self.fs)
         if self._is_local:
@@ -130,8 +132,16 @@ class FsspecStorage:
     def open_write(self, key: str) -> PendingWrite:
         try:
             return _RenamingPendingWrite(self.fs, self._path(key))
-        except PermissionError as exc:
-            raise InvalidInputError(f"cannot write under {self.url_root}: permission denied") from exc
+        except OSError as exc:
+            raise InvalidInputError(
+                f"{self.setting} {self.url_root!r}: cannot write there ({exc.strerror or exc}); "
+                "point it at a writable folder or bucket"
+            ) from exc
+
+    def check_writable(self) -> None:
+        """Write and remove a probe, so a bad destination is refused before any work."""
+        pending = self.open_write(".labvault-write-probe")
+        pending.abort()
 
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self._path(key)))

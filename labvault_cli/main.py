@@ -28,7 +28,7 @@ from labvault.errors import LabvaultError
 from labvault.pricing import Estimate, Pricing, estimate_backup
 from labvault.settings import Settings, get_settings
 from labvault.sizes import human_size
-from labvault.storage import backups_store
+from labvault.storage import backups_store, files_store
 from labvault_cli.progress import backup_progress_bar
 
 app = typer.Typer(help="labvault: backups of lab-data platforms, run as Prefect flows.",
@@ -209,6 +209,8 @@ def backup_create(
         with _sessions(settings)() as session:
             request = backups.check_request(session, BackupRequest(org, name, description, requested_by))
             estimate = estimate_backup(session, org, Pricing.of(settings))
+        files_store(settings)  # a bad store is refused here, before the backup row exists
+        backups_store(settings).check_writable()
         if not as_json:
             print_estimate(estimate)
         confirm(f"Create this backup for {estimate.cost} {estimate.currency}?", yes)
@@ -389,7 +391,6 @@ def serve(
 def demo() -> None:
     """Create the schema, load the demo organization and back it up once."""
     from labvault.demo import load_demo
-    from labvault.storage import files_store
 
     settings = _settings()
     with user_errors():

@@ -96,7 +96,8 @@ def test_a_missing_blob_names_the_file_and_leaves_no_archive(sessions, files, ba
         ({"name": ""}, InvalidInputError, "backup name is empty"),
         ({"name": "   \t "}, InvalidInputError, "backup name is empty"),
         ({"name": "x" * 256}, InvalidInputError, "256 characters; the limit is 255"),
-        ({"name": "bell\x07"}, InvalidInputError, "control characters"),
+        ({"name": "bell\x07"}, InvalidInputError, "control or invisible formatting characters"),
+        ({"name": "rtl\u200f mark"}, InvalidInputError, "right-to-left marks"),
         ({"description": "d" * 5001}, InvalidInputError, "the limit is 5000"),
     ],
 )
