@@ -1,0 +1,85 @@
+"""A worker killed with SIGKILL halfway through copying files: the backup does not stay In
+Progress, no partial archive is visible, and a retry completes it as a clean run would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from prefect.settings import PREFECT_API_URL
+from sqlalchemy import select, update
+
+from flows.expire_backups import expire_backups
+from labvault.models import Backup, BackupStatus
+from tests.archive_checks import read_manifest
+from tests.cli.test_cli import labvault
+from tests.cli.test_lifecycle_cli import create
+
+ROOT = Path(__file__).parents[2]
+
+
+def entries(path: str, organization_sid: str) -> set[tuple[str, int, str]]:
+    with zipfile.ZipFile(path) as archive:
+        return {(e["path"], e["size"], e["sha256"]) for e in read_manifest(archive, organization_sid)["entries"]}
+
+
+def test_a_killed_worker_is_reaped_and_the_retry_completes_the_same_backup(sessions, files, backups_storage, organization, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # The middle file (by uid, the copy order) is a FIFO: reading it blocks the worker mid-copy.
+    row, data = sorted(organization.files.values(), key=lambda item: item[0].uid)[len(organization.files) // 2]
+    blob = Path(files.url(row.storage_key))
+    blob.unlink()
+    os.mkfifo(blob)
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    code = ("from flows.create_backup import create_backup; create_backup(organization_sid='org-1', "
+            f"name='Killed', requested_by='{organization.admin_email}')")
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while not backups_storage.list():  # the partial archive appears once copying has begun
+            assert worker.poll() is None and time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+            time.sleep(0.2)
+        time.sleep(1.0)  # it is now stuck on the FIFO, files before it copied
+    finally:
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+
+    with sessions() as session:
+        [backup] = session.scalars(select(Backup)).all()
+    assert backup.status is BackupStatus.IN_PROGRESS
+    key = f"{organization.sid}/{backup.sid}.zip"
+    assert not backups_storage.exists(key), "a partial archive is visible under the final name"
+
+    # An hour and more passes without progress; the hourly expiry flow reaps the backup.
+    two_hours_ago = datetime.now(timezone.utc) - timedelta(hours=2)
+    with sessions.begin() as session:
+        session.execute(update(Backup).values(heartbeat_at=two_hours_ago))
+    for partial in backups_storage.list():
+        os.utime(backups_storage.url(partial), (two_hours_ago.timestamp(),) * 2)
+    report = expire_backups(stale_after_minutes=60)
+    assert report["reaped"] == [backup.sid]
+    assert report["orphans_removed"] == [key + ".partial"]
+    assert backups_storage.list() == []
+    with sessions() as session:
+        reaped = session.get(Backup, backup.sid)
+        assert reaped.status is BackupStatus.ERROR and reaped.error.startswith("stale: no progress since")
+
+    blob.unlink()
+    pending = files.open_write(row.storage_key)
+    pending.write(data)
+    pending.commit()
+    retried = labvault("backup", "retry", backup.sid)
+    assert retried.exit_code == 0, retried.output
+    with sessions() as session:
+        done = session.get(Backup, backup.sid)
+        assert done.status is BackupStatus.COMPLETED
+
+    clean = create(organization)
+    assert entries(done.file_path, organization.sid) == entries(clean["file_path"], organization.sid)
