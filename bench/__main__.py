@@ -1,0 +1,226 @@
+"""`python -m bench [--scale N]`: labvault against the physical limit and its peers, in one run.
+
+Every case runs in a process of its own (wall time and that process's peak RSS), repeated, and
+reported as the median; ratios compare cases measured in this same run. Writes the table to
+stdout and bench/results/latest.json. Needs PostgreSQL (LABVAULT_TEST_POSTGRES_URL or the local
+server), `zip`, and moto_server for the S3 rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from bench.dataset import MiB, add_organization, write_files, write_tree
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "latest.json"
+POSTGRES = os.environ.get("LABVAULT_TEST_POSTGRES_URL",
+                          "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def measure(name: str, command: list[str], env: dict[str, str], repeat: int, nbytes: int | None,
+            cwd: Path = ROOT) -> dict[str, Any]:
+    """Run `command` `repeat` times, each from a fresh helper process so peak RSS is per run."""
+    walls, rsses, last = [], [], ""
+    helper = [sys.executable, "-m", "bench.measure_one"]
+    for _ in range(repeat):
+        out = subprocess.run(helper + [json.dumps({"command": command, "cwd": str(cwd)})],
+                             env=env, capture_output=True, text=True, cwd=ROOT)
+        if out.returncode:
+            raise RuntimeError(f"{name} failed: {out.stderr[-3000:]}")
+        report = json.loads(out.stdout.strip().splitlines()[-1])
+        walls.append(report["wall"])
+        rsses.append(report["rss_mb"])
+        last = report["stdout"]
+    wall = statistics.median(walls)
+    row = {"case": name, "wall_s": round(wall, 3), "peak_rss_mb": round(max(rsses), 1),
+           "runs": repeat}
+    if nbytes:
+        row["mb_per_s"] = round(nbytes / 1e6 / wall, 1)
+    lines = [line for line in last.strip().splitlines() if line.startswith("{")]
+    if lines:
+        row["result"] = json.loads(lines[-1])
+    speed = (f"{row['mb_per_s']:>8} MB/s" if "mb_per_s" in row else
+             f"{row.get('result', {}).get('versions_per_second', 0):>8,.0f} v/s")
+    print(f"  {name:<44} {row['wall_s']:>8.2f} s  {speed}  {row['peak_rss_mb']:>7.1f} MB", flush=True)
+    return row
+
+
+def case(name: str, **arguments: Any) -> list[str]:
+    return [sys.executable, "-m", "bench.case", name, json.dumps(arguments)]
+
+
+def fresh_postgres_database(name: str) -> str:
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--scale", type=float, default=1.0, help="GB of files (1 = 1 GB in 200 files, 20,000 versions)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is reported")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "labvault-bench")
+    parser.add_argument("--skip", default="", help="comma-separated: million, s3, prefect")
+    options = parser.parse_args()
+    skip = set(filter(None, options.skip.split(",")))
+    work = options.workdir
+    files_root = work / "files"
+    total = int(options.scale * 1e9)
+    versions = int(20_000 * options.scale)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LABVAULT_HOME": str(work / "home"),
+           "PREFECT_HOME": str(work / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    print(f"labvault benchmark: {total / 1e9:.1f} GB in 200 files + {versions} versions, "
+          f"{options.repeat} runs per case, in {work}", flush=True)
+
+    print("preparing data (not timed) …", flush=True)
+    work.mkdir(parents=True, exist_ok=True)
+    files = write_files(files_root, "bench", total, 200)
+    sqlite_url = f"sqlite:///{work / 'bench.db'}"
+    if (work / "bench.db").exists():
+        (work / "bench.db").unlink()
+    postgres_url = fresh_postgres_database("labvault_bench")
+    for url in (sqlite_url, postgres_url):
+        add_organization(url, "bench", versions, files)
+    add_organization(sqlite_url, "bench-empty", 0, [])
+    add_organization(sqlite_url, "bench-small", 100, files[:10])
+    snapshot_sizes = [10_000, 100_000] + ([] if "million" in skip else [1_000_000])
+    for count in snapshot_sizes:
+        add_organization(postgres_url, f"bench-{count}", count, [])
+    shutil.rmtree(work / "tree", ignore_errors=True)
+    tree = write_tree(work, sqlite_url, "bench", files_root)
+    tree_bytes = sum(p.stat().st_size for p in tree.rglob("*") if p.is_file())
+    backups = str(work / "backups")
+    rows: list[dict[str, Any]] = []
+    repeat = options.repeat
+
+    print("A. labvault create-backup, local stores", flush=True)
+    for label, url in (("SQLite", sqlite_url), ("PostgreSQL", postgres_url)):
+        rows.append(measure(f"A labvault ({label})", case("labvault", database_url=url,
+                            files_url=str(files_root), backups_url=backups, organization="bench"),
+                            env, repeat, tree_bytes))
+    print("B. floors for the same bytes", flush=True)
+    rows.append(measure("B cat into one file", ["sh", "-c", f"cat $(find {tree} -type f | sort) > {work}/cat.out"],
+                        env, repeat, tree_bytes))
+    rows.append(measure("B SHA-256 + CRC-32 of every byte", case("hash", tree=str(tree)), env, repeat, tree_bytes))
+    print("C. peers", flush=True)
+    rows.append(measure("C Info-ZIP zip -r -0", ["sh", "-c", f"rm -f {work}/peer.zip && zip -r -0 -q {work}/peer.zip ."],
+                        env, repeat, tree_bytes, cwd=tree))
+    rows.append(measure("C naive Python zipfile + sha256", case("naive", tree=str(tree), out=f"{work}/naive.zip"),
+                        env, repeat, tree_bytes))
+    print("D. versions snapshot alone, PostgreSQL", flush=True)
+    for count in snapshot_sizes:
+        rows.append(measure(f"D snapshot {count} versions", case("snapshot", database_url=postgres_url,
+                            organization=f"bench-{count}", out=f"{work}/snapshots"), env,
+                            1 if count >= 1_000_000 else repeat, None))
+    if "s3" not in skip:
+        print("E. both stores on the local S3 endpoint (moto_server)", flush=True)
+        rows += s3_rows(work, env, files_root, sqlite_url, tree_bytes, repeat)
+    if "prefect" not in skip:
+        print("F. Prefect overhead", flush=True)
+        flow_env = {**env, "LABVAULT_DATABASE_URL": sqlite_url, "LABVAULT_FILES_URL": str(files_root),
+                    "LABVAULT_BACKUPS_URL": backups, "LABVAULT_VERIFY_AFTER_BACKUP": "false"}
+        rows.append(measure("F Prefect: empty backup, task runs", [sys.executable, "-m", "bench.prefect_overhead"],
+                            flow_env, 1, None))
+    report = {"machine": machine(), "scale": options.scale, "bytes": tree_bytes, "versions": versions,
+              "rows": rows, "goals": goals(rows)}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2))
+    print("\nGoals (ratios measured in this run):")
+    for goal in report["goals"]:
+        print(f"  {'met    ' if goal['met'] else 'NOT met'}  {goal['goal']}: {goal['measured']}")
+    print(f"\nwritten to {RESULTS}")
+
+
+def s3_rows(work: Path, env: dict[str, str], files_root: Path, sqlite_url: str, nbytes: int,
+            repeat: int) -> list[dict[str, Any]]:
+    import socket
+
+    import s3fs
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1",
+                               "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    s3_env = {**env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
+              "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+    try:
+        time.sleep(3)
+        os.environ.update({k: v for k, v in s3_env.items() if k.startswith("AWS_")})
+        fs = s3fs.S3FileSystem(skip_instance_cache=True)
+        fs.mkdir("bench")
+        fs.put(str(files_root / "bench"), "bench/files/bench", recursive=True)
+        rows = [measure("E labvault, S3 to S3 (SQLite)", case(
+            "labvault", database_url=sqlite_url, files_url="s3://bench/files",
+            backups_url="s3://bench/backups", organization="bench"), s3_env, max(1, repeat - 1), nbytes)]
+        rows.append(measure("E boto3 upload_file, same size", case(
+            "boto3", path=str(work / "cat.out"), bucket="bench"), s3_env, max(1, repeat - 1), nbytes))
+        return rows
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform(),
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1)}
+
+
+def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by = {row["case"]: row for row in rows}
+    out = []
+
+    def ratio(a: str, b: str) -> float | None:
+        return by[a]["wall_s"] / by[b]["wall_s"] if a in by and b in by else None
+
+    def goal(text: str, value: float | None, limit: float, unit: str = "×") -> None:
+        if value is not None:
+            out.append({"goal": text, "measured": f"{value:.2f}{unit}", "met": value <= limit})
+
+    goal("A (SQLite) ≤ 1.25 × naive Python", ratio("A labvault (SQLite)", "C naive Python zipfile + sha256"), 1.25)
+    goal("A (SQLite) ≤ 0.4 × Info-ZIP", ratio("A labvault (SQLite)", "C Info-ZIP zip -r -0"), 0.4)
+    distance = ratio("A labvault (SQLite)", "B cat into one file")
+    if distance is not None:
+        out.append({"goal": "A / cat (distance to the limit)", "measured": f"{distance:.2f}×", "met": True})
+    goal("E ≤ 1.15 × boto3 upload_file", ratio("E labvault, S3 to S3 (SQLite)", "E boto3 upload_file, same size"), 1.15)
+    snaps = {row["result"]["versions"]: row for row in rows if row["case"].startswith("D ") and "result" in row}
+    if snaps:
+        slowest = min(row["result"]["versions_per_second"] for row in snaps.values())
+        out.append({"goal": "versions snapshot ≥ 20,000 versions/s", "measured": f"{slowest:,.0f}/s",
+                    "met": slowest >= 20_000})
+        low, high = min(snaps), max(snaps)
+        growth = snaps[high]["peak_rss_mb"] - snaps[low]["peak_rss_mb"]
+        out.append({"goal": f"peak RSS {low:,} vs {high:,} versions differ < 50 MB",
+                    "measured": f"{growth:.0f} MB", "met": growth < 50})
+    prefect = by.get("F Prefect: empty backup, task runs", {}).get("result")
+    if prefect:
+        out.append({"goal": "task runs constant in the number of items",
+                    "measured": f"{prefect['task_runs_small']} and {prefect['task_runs_large']}",
+                    "met": prefect["task_runs_small"] == prefect["task_runs_large"]})
+        out.append({"goal": "empty-organization backup < 3 s after Prefect is up",
+                    "measured": f"{prefect['empty_backup_seconds']:.2f} s",
+                    "met": prefect["empty_backup_seconds"] < 3})
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""One measured case, run in a process of its own so its peak RSS is its own:
+`python -m bench.case NAME '{"json": "arguments"}'` prints a JSON result on its last line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+import zlib
+import zipfile
+from pathlib import Path
+from typing import Any
+
+BUFFER = 1024 * 1024
+
+
+def labvault_backup(database_url: str, files_url: str, backups_url: str, organization: str) -> dict[str, Any]:
+    """The create-backup pipeline (the steps the flow's tasks call), without Prefect."""
+    from sqlalchemy import select
+
+    from labvault import backups
+    from labvault.backups import BackupRequest, ProgressRecorder
+    from labvault.database import session_factory
+    from labvault.models import Backup, BackupStatus
+    from labvault.pricing import Pricing
+    from labvault.settings import get_settings
+    from labvault.storage import storage_for
+
+    sessions = session_factory(database_url)
+    files = storage_for(files_url, setting="files")
+    archives = storage_for(backups_url, setting="backups")
+    with sessions() as session:
+        for stale in session.scalars(select(Backup.sid).where(Backup.status == BackupStatus.IN_PROGRESS)):
+            backups.fail_backup(session, stale, "bench: left over from an interrupted run")
+        sid = backups.start_backup(session, BackupRequest(organization, "bench", "", f"admin@{organization}"))
+    progress = ProgressRecorder(sessions, sid)
+    started = time.perf_counter()
+    with sessions() as session, backups.open_archive(session, archives, sid) as archive:
+        versions = backups.snapshot_versions(session, sid, archive, progress)
+        snapshot_seconds = time.perf_counter() - started
+        backups.copy_files(session, sid, files, archive, progress)
+        sealed = archive.seal()
+        backups.finish_backup(session, sid, sealed, file_path=archives.url(sealed.key),
+                              pricing=Pricing.of(get_settings()))
+    archives.delete(sealed.key)
+    return {"bytes": sealed.size, "versions": versions, "snapshot_seconds": snapshot_seconds}
+
+
+def snapshot_only(database_url: str, organization: str, out: str) -> dict[str, Any]:
+    """Only the versions snapshot, into a local archive that is then dropped."""
+    from labvault import backups
+    from labvault.backups import BackupRequest, ProgressRecorder
+    from labvault.database import session_factory
+    from labvault.storage import FsspecStorage
+
+    sessions = session_factory(database_url)
+    with sessions() as session:
+        sid = backups.start_backup(session, BackupRequest(organization, "bench", "", f"admin@{organization}"))
+    started = time.perf_counter()
+    with sessions() as session, backups.open_archive(session, FsspecStorage(out), sid) as archive:
+        count = backups.snapshot_versions(session, sid, archive, ProgressRecorder(sessions, sid))
+        seconds = time.perf_counter() - started
+        archive.abort()
+    with sessions() as session:
+        backups.fail_backup(session, sid, "bench: snapshot only")
+    return {"versions": count, "versions_per_second": count / seconds}
+
+
+def hash_all(tree: str) -> dict[str, Any]:
+    """The floor for reading and checking every byte: SHA-256 and CRC-32 of each file."""
+    total = 0
+    buffer = bytearray(BUFFER)
+    view = memoryview(buffer)
+    for path in sorted(Path(tree).rglob("*")):
+        if path.is_file():
+            digest, crc = hashlib.sha256(), 0
+            with path.open("rb") as source:
+                while count := source.readinto(buffer):
+                    digest.update(view[:count])
+                    crc = zlib.crc32(view[:count], crc)
+                    total += count
+    return {"bytes": total}
+
+
+def naive_zip(tree: str, out: str) -> dict[str, Any]:
+    """What a developer would write first: zipfile, stored, SHA-256 in the same loop."""
+    root = Path(tree)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                digest = hashlib.sha256()
+                with path.open("rb") as source, archive.open(str(path.relative_to(root)), "w",
+                                                             force_zip64=True) as entry:
+                    while chunk := source.read(BUFFER):
+                        digest.update(chunk)
+                        entry.write(chunk)
+    size = os.path.getsize(out)
+    os.unlink(out)
+    return {"bytes": size}
+
+
+def boto3_upload(path: str, bucket: str) -> dict[str, Any]:
+    import boto3
+
+    client = boto3.client("s3")
+    client.upload_file(path, bucket, "bench/boto3-upload.bin")
+    client.delete_object(Bucket=bucket, Key="bench/boto3-upload.bin")
+    return {"bytes": os.path.getsize(path)}
+
+
+CASES = {"labvault": labvault_backup, "snapshot": snapshot_only, "hash": hash_all,
+         "naive": naive_zip, "boto3": boto3_upload}
+
+if __name__ == "__main__":
+    result = CASES[sys.argv[1]](**json.loads(sys.argv[2]))
+    print(json.dumps(result))
