@@ -22,28 +22,46 @@ from labvault.safe_names import manifest_entry_name
 from labvault.storage import PendingWrite
 
 FORMAT_VERSION = 1
+JSON_COMPRESS_LEVEL = 1
 COPY_BUFFER_BYTES = 1024 * 1024
 # A streamed entry's header must say ZIP64 up front; past this declared size we do so.
 ZIP64_DECLARED_SIZE = 1 << 31
 
 
 class _CountingSink:
-    """A write-only, non-seekable view of a `PendingWrite` that knows how many bytes went in."""
+    """A write-only, non-seekable view of a `PendingWrite` that knows how many bytes went in.
+
+    zipfile makes three small writes per entry (header, data, descriptor); they are gathered
+    here and handed on in blocks, so a million small entries do not cost three million trips
+    through the storage layers. Large writes go straight through.
+    """
+
+    BLOCK = 1024 * 1024
 
     def __init__(self, sink: PendingWrite) -> None:
         self._sink = sink
+        self._pending = bytearray()
         self.written = 0
 
     def write(self, data: bytes | memoryview) -> int:
-        self._sink.write(data)
-        self.written += len(data)
-        return len(data)
+        size = len(data)
+        if size >= self.BLOCK:
+            self.flush()
+            self._sink.write(data)
+        else:
+            self._pending += data
+            if len(self._pending) >= self.BLOCK:
+                self.flush()
+        self.written += size
+        return size
 
     def tell(self) -> int:
         return self.written
 
     def flush(self) -> None:
-        """zipfile flushes on close; the sink flushes on commit."""
+        if self._pending:
+            self._sink.write(bytes(self._pending))
+            self._pending.clear()
 
 
 @dataclass(frozen=True)
@@ -100,10 +118,17 @@ class ArchiveWriter:
         self.total_bytes += size
 
     def add_json(self, path: str, document: dict[str, Any]) -> None:
-        """A version document: UTF-8 JSON with sorted keys, deflated (JSON compresses well)."""
-        data = json.dumps(document, ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8")
+        """A version document: compact UTF-8 JSON with sorted keys, deflated at level 1.
+
+        Compact because only then does `json` use its C encoder (2.5× faster); level 1 because
+        for documents of a few hundred bytes it compresses as well as level 6 at 2.5× the speed
+        (the per-entry compressor set-up dominates)."""
+        data = json.dumps(document, ensure_ascii=False, sort_keys=True,
+                          separators=(",", ":")).encode("utf-8")
         self._claim(path)
-        self._zip.writestr(self._zip_info(path, zipfile.ZIP_DEFLATED), data)
+        info = self._zip_info(path, zipfile.ZIP_DEFLATED)
+        info._compresslevel = JSON_COMPRESS_LEVEL  # zipfile reads it per entry
+        self._zip.writestr(info, data)
         self._record(path, len(data), hashlib.sha256(data).hexdigest(), "version")
         self.versions += 1
 
@@ -156,6 +181,7 @@ class ArchiveWriter:
         """Write the manifest, finish the zip and make the archive visible, in that order."""
         self._write_manifest()
         self._zip.close()
+        self._stream.flush()
         self._sink.commit()
         self._close()
         return SealedArchive(self.key, self._stream.written, self.versions, self.files,

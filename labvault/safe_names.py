@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 MAX_NAME_BYTES = 200
 _UNSAFE_CHARACTERS = re.compile(r'[/\\:*?"<>|]')
 _DOT_RUNS = re.compile(r"\.{2,}")
+_PLAIN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")  # no leading dot
 
 
 def _drop_control_characters(text: str) -> str:
@@ -31,6 +33,8 @@ def safe_component(name: str, fallback: str = "file") -> str:
 
     The extension survives truncation so the file still opens with the right program.
     """
+    if _PLAIN.fullmatch(name) and ".." not in name and not name.endswith("."):
+        return name  # the common case (sids, uids): nothing to do, and it is on the hot path
     text = unicodedata.normalize("NFC", name or "")
     text = _drop_control_characters(text)
     text = _UNSAFE_CHARACTERS.sub("_", text)
@@ -50,9 +54,14 @@ def file_entry_name(organization_sid: str, uid: str, original_name: str) -> str:
     return f"{safe_component(organization_sid, 'organization')}/{safe_component(uid, 'uid')}_{safe_component(original_name)}"
 
 
+@lru_cache(maxsize=64)
+def _organization_folder(organization_sid: str) -> str:
+    return safe_component(organization_sid, "organization")
+
+
 def version_entry_name(organization_sid: str, version_sid: str) -> str:
     """`<org sid>/versions/<version sid>.json`, the archive path of a record version."""
-    return f"{safe_component(organization_sid, 'organization')}/versions/{safe_component(version_sid, 'version')}.json"
+    return f"{_organization_folder(organization_sid)}/versions/{safe_component(version_sid, 'version')}.json"
 
 
 def archive_key(organization_sid: str, backup_sid: str) -> str:

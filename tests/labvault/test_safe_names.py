@@ -55,3 +55,16 @@ def test_decomposed_and_composed_accents_give_the_same_name() -> None:
 
 def test_file_entry_name_is_prefixed_by_organization_and_uid() -> None:
     assert file_entry_name("org-1", "7f3a", "../x/report.pdf") == "org-1/7f3a__x_report.pdf"
+
+
+@pytest.mark.parametrize("name", ["abc.", "a.b.", "-x", "x" * 200, "x" * 201, ".x", "a..b"])
+def test_the_fast_path_agrees_with_the_full_rules(name: str) -> None:
+    import labvault.safe_names as safe_names
+
+    full = safe_names._PLAIN
+    try:
+        safe_names._PLAIN = __import__("re").compile(r"(?!)")  # never matches: full rules only
+        expected = safe_component(name)
+    finally:
+        safe_names._PLAIN = full
+    assert safe_component(name) == expected
