@@ -110,7 +110,8 @@ def print_details(details: BackupDetails, currency: str) -> None:
         ("sid", details.sid), ("name", details.name), ("description", details.description),
         ("status", details.status), ("versions", details.versions), ("files", details.files),
         ("file size", size), ("file path", details.file_path),
-        ("download link", details.download_url if details.download_url != details.file_path else None),
+        *([("download link", details.download_url)]
+          if details.download_url and details.download_url != details.file_path else []),
         ("date expired", details.date_expired), ("date created", details.date_created),
         ("organization", details.organization_sid),
         ("cost", f"{details.cost:.2f} {currency}" if details.cost is not None else None),
