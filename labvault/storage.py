@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Protocol
@@ -25,6 +27,7 @@ PARTIAL_SUFFIX = ".partial"
 # SigV4 presigned URLs live at most 7 days.
 MAX_LINK_LIFETIME = timedelta(days=7)
 DEFAULT_PART_SIZE = 16 * 1024 * 1024
+PARALLEL_PARTS = 4
 
 
 class PendingWrite(Protocol):
@@ -185,32 +188,93 @@ class FsspecStorage:
 
 
 class _MultipartPendingWrite:
-    """An S3 multipart upload: parts are sent as the buffer fills (memory bounded by the part
-    size); the object appears only when `commit()` completes the upload, and `abort()` aborts it
-    so no pending upload is left behind."""
+    """An S3 multipart upload whose parts go up concurrently from a bounded queue.
 
-    def __init__(self, fs: Any, path: str, part_size: int) -> None:
+    Writes fill a buffer; each full part is handed to a small thread pool while the caller goes
+    on producing the next one, so reading, zipping and uploading overlap. At most
+    `parallel_parts` parts are in flight (memory ≈ (parallel_parts + 1) × part size). The object
+    appears only when `commit()` completes the upload (or puts it whole, when it is smaller than
+    one part); `abort()` aborts it, so no pending upload is left behind.
+    """
+
+    def __init__(self, fs: Any, path: str, part_size: int, parallel_parts: int = PARALLEL_PARTS) -> None:
+        self._fs = fs
         self._path = path
-        self._file = fs.open(path, "wb", block_size=part_size, autocommit=False)
+        self._bucket, _, self._key = path.partition("/")
+        self._part_size = part_size
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._pool = ThreadPoolExecutor(max_workers=parallel_parts, thread_name_prefix="s3-part")
+        self._parallel = parallel_parts
+        self._in_flight: deque[Future[dict[str, Any]]] = deque()
+        self._parts: list[dict[str, Any]] = []
+
+    def _failed(self, exc: BaseException) -> TransientError:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return TransientError(f"upload of s3://{self._path} failed after retries: {reason}")
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        return self._fs.call_s3(method, Bucket=self._bucket, Key=self._key, **kwargs)
+
+    def _upload_part(self, number: int, body: bytes) -> dict[str, Any]:
+        out = self._call("upload_part", UploadId=self._upload_id, PartNumber=number, Body=body)
+        return {"PartNumber": number, "ETag": out["ETag"]}
+
+    def _collect(self, keep: int) -> None:
+        while len(self._in_flight) > keep:
+            try:
+                self._parts.append(self._in_flight.popleft().result())
+            except Exception as exc:
+                raise self._failed(exc) from exc
+
+    def _send_part(self, body: bytes) -> None:
+        if self._upload_id is None:
+            try:
+                self._upload_id = self._call("create_multipart_upload")["UploadId"]
+            except Exception as exc:
+                raise self._failed(exc) from exc
+        number = len(self._parts) + len(self._in_flight) + 1
+        self._collect(keep=self._parallel - 1)
+        self._in_flight.append(self._pool.submit(self._upload_part, number, body))
 
     def write(self, data: bytes | memoryview) -> int:
-        try:
-            return self._file.write(data)
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise TransientError(f"upload of s3://{self._path} failed after retries: {reason}") from exc
+        self._buffer += data
+        while len(self._buffer) >= self._part_size:
+            with memoryview(self._buffer) as view:
+                body = bytes(view[:self._part_size])
+            del self._buffer[:self._part_size]
+            self._send_part(body)
+        return len(data)
 
     def commit(self) -> None:
         try:
-            self._file.close()
-            self._file.commit()
-        except Exception:
+            if self._upload_id is None:
+                self._call("put_object", Body=bytes(self._buffer))
+            else:
+                if self._buffer:
+                    self._send_part(bytes(self._buffer))
+                self._collect(keep=0)
+                parts = sorted(self._parts, key=lambda part: part["PartNumber"])
+                self._call("complete_multipart_upload", UploadId=self._upload_id,
+                           MultipartUpload={"Parts": parts})
+            self._buffer.clear()
+            self._pool.shutdown()
+        except TransientError:
             self.abort()
             raise
+        except Exception as exc:
+            self.abort()
+            raise self._failed(exc) from exc
 
     def abort(self) -> None:
-        self._file.discard()
-        self._file.closed = True  # nothing left to flush: the upload is gone
+        for future in self._in_flight:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        self._in_flight.clear()
+        self._buffer.clear()
+        if self._upload_id is not None:
+            self._call("abort_multipart_upload", UploadId=self._upload_id)
+            self._upload_id = None
 
 
 class S3Storage(FsspecStorage):
