@@ -160,9 +160,11 @@ class FsspecStorage:
         return as_utc(self.fs.modified(self._path(key)))
 
     def delete(self, key: str) -> None:
-        path = self._path(key)
-        if self.fs.exists(path):
-            self.fs.rm(path)
+        """Remove the object; idempotent, also when another process removes it at the same time."""
+        try:
+            self.fs.rm(self._path(key))
+        except FileNotFoundError:
+            pass
 
     def list(self, prefix: str = "") -> list[str]:
         base = self._path(prefix) if prefix else self.root
