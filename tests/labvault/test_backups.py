@@ -26,11 +26,11 @@ from tests.factories import make_organization
 PRICING = Pricing(Decimal("0.10"), Decimal("0.02"), "USD", retention_days=30)
 
 
-def run_backup(sessions, files, backups_storage, request: BackupRequest, **start) -> str:  # type: ignore[no-untyped-def]
-    """The flow's steps, in order, as plain calls."""
+def run_backup(sessions, files, backups_storage, request: BackupRequest, *, listener=None, **start) -> str:  # type: ignore[no-untyped-def]
+    """The flow's steps, in order, as plain calls; a `listener` hears every item's progress."""
     with sessions() as session:
         sid = backups.start_backup(session, request, **start)
-    progress = ProgressRecorder(sessions, sid)
+    progress = ProgressRecorder(sessions, sid, interval=0 if listener else 2.0, listener=listener)
     with sessions() as session, backups.open_archive(session, backups_storage, sid) as archive:
         backups.snapshot_versions(session, sid, archive, progress)
         backups.copy_files(session, sid, files, archive, progress)

@@ -9,27 +9,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from labvault import backups, deletion, expiry
-from labvault.backups import ProgressRecorder
+from labvault import deletion, expiry
 from labvault.errors import MissingBlobError
 from labvault.models import Backup, BackupStatus, File, Version
 from tests.archive_checks import assert_archive_matches
 from tests.factories import make_organization
-from tests.labvault.test_backups import PRICING, request_for, run_backup
+from tests.labvault.test_backups import request_for, run_backup
 
 
 def run_with_writer(sessions, files, backups_storage, organization, writer) -> str:  # type: ignore[no-untyped-def]
     """A backup whose progress reports give another writer a turn while it streams."""
-    with sessions() as session:
-        sid = backups.start_backup(session, request_for(organization))
-    progress = ProgressRecorder(sessions, sid, interval=0, listener=lambda done, total: writer(done))
-    with sessions() as session, backups.open_archive(session, backups_storage, sid) as archive:
-        backups.snapshot_versions(session, sid, archive, progress)
-        backups.copy_files(session, sid, files, archive, progress)
-        sealed = archive.seal()
-        backups.finish_backup(session, sid, sealed, file_path=backups_storage.url(sealed.key),
-                              pricing=PRICING)
-    return sid
+    return run_backup(sessions, files, backups_storage, request_for(organization),
+                      listener=lambda done, total: writer(done))
 
 
 def test_files_and_versions_added_while_it_runs_are_left_out(sessions, files, backups_storage, organization) -> None:  # type: ignore[no-untyped-def]
