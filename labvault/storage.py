@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, Protocol
 import fsspec
 from fsspec.core import url_to_fs
 
-from labvault.errors import InvalidInputError, MissingBlobError, TransientError
+from labvault.errors import InvalidInputError, TransientError
 from labvault.models import as_utc
 from labvault.settings import Settings
 
@@ -53,7 +53,6 @@ class Storage(Protocol):
     def open_read(self, key: str) -> BinaryIO: ...
     def open_write(self, key: str) -> PendingWrite: ...
     def exists(self, key: str) -> bool: ...
-    def size(self, key: str) -> int: ...
     def modified(self, key: str) -> datetime: ...
     def delete(self, key: str) -> None: ...
     def list(self, prefix: str = "") -> list[str]: ...
@@ -148,12 +147,6 @@ class FsspecStorage:
 
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self._path(key)))
-
-    def size(self, key: str) -> int:
-        try:
-            return int(self.fs.size(self._path(key)))
-        except FileNotFoundError as exc:
-            raise MissingBlobError(f"{key!r} is missing from {self.url_root}") from exc
 
     def modified(self, key: str) -> datetime:
         """When the object was last written, timezone-aware UTC."""
