@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench.dataset import MiB, add_organization, write_files, write_tree
+from bench.dataset import add_organization, write_files, write_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latest.json"

@@ -8,8 +8,8 @@ import json
 import os
 import sys
 import time
-import zlib
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 

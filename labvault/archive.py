@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-import zipfile
+from collections.abc import Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -20,6 +21,7 @@ from typing import Any, BinaryIO
 from labvault import __version__
 from labvault.safe_names import manifest_entry_name
 from labvault.storage import PendingWrite
+from labvault.zip_stream import DEFLATED, ZipStreamWriter
 
 FORMAT_VERSION = 1
 JSON_COMPRESS_LEVEL = 1
@@ -28,40 +30,38 @@ COPY_BUFFER_BYTES = 1024 * 1024
 ZIP64_DECLARED_SIZE = 1 << 31
 
 
-class _CountingSink:
-    """A write-only, non-seekable view of a `PendingWrite` that knows how many bytes went in.
-
-    zipfile makes three small writes per entry (header, data, descriptor); they are gathered
-    here and handed on in blocks, so a million small entries do not cost three million trips
-    through the storage layers. Large writes go straight through.
-    """
+class _GatheringSink:
+    """A `PendingWrite` fed in blocks: the zip writer makes small writes per entry (header,
+    data, descriptor), which are gathered here and handed on a megabyte at a time, so a million
+    small entries do not cost three million trips through the storage layers. Large writes go
+    straight through."""
 
     BLOCK = 1024 * 1024
 
     def __init__(self, sink: PendingWrite) -> None:
         self._sink = sink
         self._pending = bytearray()
-        self.written = 0
 
     def write(self, data: bytes | memoryview) -> int:
-        size = len(data)
-        if size >= self.BLOCK:
+        if len(data) >= self.BLOCK:
             self.flush()
             self._sink.write(data)
         else:
             self._pending += data
             if len(self._pending) >= self.BLOCK:
                 self.flush()
-        self.written += size
-        return size
-
-    def tell(self) -> int:
-        return self.written
+        return len(data)
 
     def flush(self) -> None:
         if self._pending:
             self._sink.write(bytes(self._pending))
             self._pending.clear()
+
+
+def _hashed_inline(source: BinaryIO, digest: Any) -> Generator[bytes, None, None]:
+    while chunk := source.read(COPY_BUFFER_BYTES):
+        digest.update(chunk)
+        yield chunk
 
 
 @dataclass(frozen=True)
@@ -87,30 +87,23 @@ class ArchiveWriter:
                  organization_sid: str, created: datetime) -> None:
         self.key = key
         self._sink = sink
-        self._stream = _CountingSink(sink)
-        self._zip = zipfile.ZipFile(self._stream, mode="w", allowZip64=True)  # type: ignore[arg-type]
+        self._stream = _GatheringSink(sink)
+        self._zip = ZipStreamWriter(self._stream, modified=created)
         self._header = manifest_header
         self._manifest_path = manifest_entry_name(organization_sid)
-        self._date_time = created.timetuple()[:6]
         self._entries = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
-        self._paths: set[str] = set()
-        self._buffer = bytearray(COPY_BUFFER_BYTES)
+        # Reading the next chunk and hashing this one run beside the CRC and the write: all
+        # three release the GIL, so a large file moves at the pace of the slowest, not the sum.
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="archive-read")
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="archive-hash")
         self.versions = 0
         self.files = 0
         self.total_bytes = 0
         self._closed = False
 
-    def _claim(self, path: str) -> None:
-        """Each path once; the manifest's path is reserved for `seal()`."""
-        if path in self._paths or path == self._manifest_path:
-            raise ValueError(f"archive entry {path!r} written twice")
-        self._paths.add(path)
-
-    def _zip_info(self, path: str, compress_type: int) -> zipfile.ZipInfo:
-        info = zipfile.ZipInfo(path, date_time=self._date_time)
-        info.compress_type = compress_type
-        info.external_attr = 0o644 << 16
-        return info
+    def _check_path(self, path: str) -> None:
+        if path == self._manifest_path:
+            raise ValueError(f"archive entry {path!r} written twice (it is the manifest's)")
 
     def _record(self, path: str, size: int, sha256: str, kind: str, **extra: Any) -> None:
         entry = {"path": path, "kind": kind, "size": size, "sha256": sha256, **extra}
@@ -125,10 +118,8 @@ class ArchiveWriter:
         (the per-entry compressor set-up dominates)."""
         data = json.dumps(document, ensure_ascii=False, sort_keys=True,
                           separators=(",", ":")).encode("utf-8")
-        self._claim(path)
-        info = self._zip_info(path, zipfile.ZIP_DEFLATED)
-        info._compresslevel = JSON_COMPRESS_LEVEL  # zipfile reads it per entry
-        self._zip.writestr(info, data)
+        self._check_path(path)
+        self._zip.write_whole(path, data, method=DEFLATED, level=JSON_COMPRESS_LEVEL)
         self._record(path, len(data), hashlib.sha256(data).hexdigest(), "version")
         self.versions += 1
 
@@ -138,27 +129,49 @@ class ArchiveWriter:
 
         Returns the number of bytes copied; the manifest records the size actually read.
         """
-        self._claim(path)
-        info = self._zip_info(path, zipfile.ZIP_STORED)
-        info.file_size = declared_size or 0
-        force_zip64 = declared_size is None or declared_size >= ZIP64_DECLARED_SIZE
+        self._check_path(path)
+        zip64 = declared_size is None or declared_size >= ZIP64_DECLARED_SIZE
         digest = hashlib.sha256()
-        view = memoryview(self._buffer)
-        copied = 0
-        with self._zip.open(info, mode="w", force_zip64=force_zip64) as entry:
-            while True:
-                count = source.readinto(self._buffer)
-                if not count:
-                    break
-                chunk = view[:count]
-                digest.update(chunk)
-                entry.write(chunk)
-                copied += count
+        if declared_size is not None and declared_size < COPY_BUFFER_BYTES:
+            chunks: Generator[bytes, None, None] = _hashed_inline(source, digest)  # threads cost more than they save
+        else:
+            chunks = self._hashed_ahead(self._read_ahead(source), digest)
+        try:
+            copied = self._zip.write_stream(path, chunks, zip64=zip64)
+        finally:
+            chunks.close()
         self._record(path, copied, digest.hexdigest(), "file", **extra)
         self.files += 1
         return copied
 
-    def _write_manifest(self) -> None:
+    def _read_ahead(self, source: BinaryIO) -> Generator[bytes, None, None]:
+        """The source's chunks; the next one is being read while this one is used."""
+        pending = self._reader.submit(source.read, COPY_BUFFER_BYTES)
+        try:
+            while chunk := pending.result():
+                pending = self._reader.submit(source.read, COPY_BUFFER_BYTES)
+                yield chunk
+        finally:
+            wait([pending])  # never leave a read running on a source about to be closed
+
+    def _hashed_ahead(self, chunks: Generator[bytes, None, None],
+                      digest: Any) -> Generator[bytes, None, None]:
+        """The same chunks, each fed to `digest` on the hashing thread while it is written."""
+        previous: Future[None] | None = None
+        try:
+            for chunk in chunks:
+                if previous is not None:
+                    previous.result()
+                previous = self._hasher.submit(digest.update, chunk)
+                yield chunk
+            if previous is not None:
+                previous.result()
+        finally:
+            chunks.close()
+            if previous is not None:
+                wait([previous])
+
+    def _manifest_chunks(self) -> Iterator[bytes]:
         header = {
             **self._header,
             "format_version": FORMAT_VERSION,
@@ -167,24 +180,22 @@ class ArchiveWriter:
             "total_bytes": self.total_bytes,
         }
         opening = json.dumps(header, ensure_ascii=False, sort_keys=True, indent=2)[:-2]
-        info = self._zip_info(self._manifest_path, zipfile.ZIP_DEFLATED)
+        yield f'{opening},\n  "entries": [\n'.encode("utf-8")
         self._entries.seek(0)
-        with self._zip.open(info, mode="w", force_zip64=True) as manifest:
-            manifest.write(f'{opening},\n  "entries": [\n'.encode("utf-8"))
-            separator = ""
-            for line in self._entries:
-                manifest.write(f"{separator}    {line.rstrip()}".encode("utf-8"))
-                separator = ",\n"
-            manifest.write(b"\n  ]\n}\n")
+        separator = ""
+        for line in self._entries:
+            yield f"{separator}    {line.rstrip()}".encode("utf-8")
+            separator = ",\n"
+        yield b"\n  ]\n}\n"
 
     def seal(self) -> SealedArchive:
         """Write the manifest, finish the zip and make the archive visible, in that order."""
-        self._write_manifest()
+        self._zip.write_stream(self._manifest_path, self._manifest_chunks(), zip64=True)
         self._zip.close()
         self._stream.flush()
         self._sink.commit()
         self._close()
-        return SealedArchive(self.key, self._stream.written, self.versions, self.files,
+        return SealedArchive(self.key, self._zip.offset, self.versions, self.files,
                              self.total_bytes)
 
     def abort(self) -> None:
@@ -192,13 +203,15 @@ class ArchiveWriter:
         if self._closed:
             return
         try:
-            self._zip.fp = None  # the zip is abandoned: do not write a central directory
+            self._zip.abandon()
             self._sink.abort()
         finally:
             self._close()
 
     def _close(self) -> None:
         self._closed = True
+        self._reader.shutdown()
+        self._hasher.shutdown()
         self._entries.close()
 
     def __enter__(self) -> "ArchiveWriter":

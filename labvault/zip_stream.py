@@ -1,0 +1,214 @@
+"""A streaming zip writer whose memory does not grow with the number of entries.
+
+Python's `zipfile` keeps a `ZipInfo` (~0.5 KB) per entry until it closes, so a million versions
+cost half a gigabyte. Here each entry's central-directory record is packed as soon as the entry
+is finished and spilled to a temporary file, which is copied to the output at the end; names
+are remembered as 8-byte hashes only. It writes what labvault needs and nothing more: stored or
+deflated entries, UTF-8 names, ZIP64 wherever a size, offset or count needs it, to an output
+that cannot seek (the sizes of streamed entries follow their data in data descriptors).
+"""
+
+from __future__ import annotations
+
+import struct
+import tempfile
+import zlib
+from array import array
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Protocol
+
+STORED = 0
+DEFLATED = 8
+
+_LOCAL = struct.Struct("<IHHHHHIIIHH")
+_CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
+_DESCRIPTOR = struct.Struct("<IIQQ")
+_ZIP64_END = struct.Struct("<IQHHIIQQQQ")
+_ZIP64_LOCATOR = struct.Struct("<IIQI")
+_END = struct.Struct("<IHHHHIIH")
+_LOCAL_SIGNATURE, _CENTRAL_SIGNATURE, _DESCRIPTOR_SIGNATURE = 0x04034B50, 0x02014B50, 0x08074B50
+_ZIP64_END_SIGNATURE, _ZIP64_LOCATOR_SIGNATURE, _END_SIGNATURE = 0x06064B50, 0x07064B50, 0x06054B50
+_ZIP64_EXTRA = 0x0001
+_MADE_BY_UNIX = 3 << 8
+_VERSION_ZIP64, _VERSION_DEFLATE = 45, 20
+_FLAG_DESCRIPTOR, _FLAG_UTF8 = 0x08, 0x800
+_LIMIT32, _LIMIT16 = 0xFFFFFFFF, 0xFFFF
+_REGULAR_FILE = 0o100644 << 16
+_SPILL_COPY_BYTES = 1024 * 1024
+
+
+class Output(Protocol):
+    def write(self, data: bytes | memoryview) -> int: ...
+
+
+def dos_date_time(when: datetime) -> tuple[int, int]:
+    """The (date, time) pair of a zip header; zip cannot say anything before 1980."""
+    year = max(when.year, 1980)
+    return ((year - 1980) << 9 | when.month << 5 | when.day,
+            when.hour << 11 | when.minute << 5 | when.second // 2)
+
+
+class _NameHashes:
+    """Which names were written, at 8 to 16 bytes each: 64-bit hashes in an open-addressing table.
+
+    A hash seen before only says "maybe": the caller confirms against the real names, so a hash
+    collision is never mistaken for a duplicate.
+    """
+
+    def __init__(self) -> None:
+        self._table = array("Q", bytes(8 * 1024))
+        self._count = 0
+
+    def add(self, name: str) -> bool:
+        """Remember `name`; False when its hash was already there."""
+        value = hash(name) & 0xFFFFFFFFFFFFFFFF or 1
+        table = self._table
+        mask = len(table) - 1
+        slot = value & mask
+        while (held := table[slot]) != 0:
+            if held == value:
+                return False
+            slot = (slot + 1) & mask
+        table[slot] = value
+        self._count += 1
+        if 2 * self._count > len(table):
+            self._grow()
+        return True
+
+    def _grow(self) -> None:
+        old, self._table = self._table, array("Q", bytes(16 * len(self._table)))
+        mask = len(self._table) - 1
+        for value in old:
+            if value:
+                slot = value & mask
+                while self._table[slot]:
+                    slot = (slot + 1) & mask
+                self._table[slot] = value
+
+
+class ZipStreamWriter:
+    """Writes entries one after another to `output`; `close()` writes the central directory.
+
+    Contract: every name is written once (a second time raises `ValueError`); after an error the
+    writer is abandoned, never closed, so no central directory makes a half archive look whole.
+    """
+
+    def __init__(self, output: Output, *, modified: datetime) -> None:
+        self._output = output
+        self._date, self._time = dos_date_time(modified)
+        self._directory = tempfile.TemporaryFile()
+        self._names = _NameHashes()
+        self.offset = 0
+        self.entries = 0
+
+    def _write(self, data: bytes | memoryview) -> None:
+        self._output.write(data)
+        self.offset += len(data)
+
+    def _claim(self, name: str) -> bytes:
+        if not self._names.add(name) and self._already_written(name):
+            raise ValueError(f"archive entry {name!r} written twice")
+        return name.encode("utf-8")
+
+    def _already_written(self, name: str) -> bool:
+        """Read the spilled directory back to confirm a duplicate (only when a hash repeats)."""
+        wanted = name.encode("utf-8")
+        directory = self._directory
+        directory.seek(0)
+        try:
+            while header := directory.read(_CENTRAL.size):
+                name_length, extra_length, comment_length = _CENTRAL.unpack(header)[10:13]
+                if directory.read(name_length) == wanted:
+                    return True
+                directory.seek(extra_length + comment_length, 1)
+            return False
+        finally:
+            directory.seek(0, 2)
+
+    def write_whole(self, name: str, data: bytes, *, method: int = STORED, level: int = 6) -> None:
+        """An entry whose bytes are all at hand: sizes and CRC go in its header up front."""
+        encoded = self._claim(name)
+        body = data
+        if method == DEFLATED:
+            compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+            body = compressor.compress(data) + compressor.flush()
+        crc = zlib.crc32(data)
+        header_offset = self.offset
+        zip64 = len(data) >= _LIMIT32 or len(body) >= _LIMIT32
+        extra = struct.pack("<HHQQ", _ZIP64_EXTRA, 16, len(data), len(body)) if zip64 else b""
+        sizes = (_LIMIT32, _LIMIT32) if zip64 else (len(body), len(data))
+        flags = self._flags(encoded, name)
+        self._write(_LOCAL.pack(_LOCAL_SIGNATURE, self._version(zip64, method), flags, method,
+                                self._time, self._date, crc, *sizes, len(encoded), len(extra))
+                    + encoded + extra)
+        self._write(body)
+        self._record(encoded, flags, method, crc, len(body), len(data), header_offset)
+
+    def write_stream(self, name: str, chunks: Iterable[bytes | memoryview], *, zip64: bool) -> int:
+        """A stored entry whose size is known only at its end: a data descriptor follows it.
+
+        `zip64` must be said up front (readers size the descriptor by it); say it whenever the
+        entry could reach 4 GiB. Returns the number of bytes written.
+        """
+        encoded = self._claim(name)
+        header_offset = self.offset
+        flags = self._flags(encoded, name) | _FLAG_DESCRIPTOR
+        extra = struct.pack("<HHQQ", _ZIP64_EXTRA, 16, 0, 0) if zip64 else b""
+        sizes = (_LIMIT32, _LIMIT32) if zip64 else (0, 0)
+        self._write(_LOCAL.pack(_LOCAL_SIGNATURE, self._version(zip64, STORED), flags, STORED,
+                                self._time, self._date, 0, *sizes, len(encoded), len(extra))
+                    + encoded + extra)
+        crc = size = 0
+        for chunk in chunks:
+            crc = zlib.crc32(chunk, crc)
+            self._write(chunk)
+            size += len(chunk)
+        if not zip64 and size >= _LIMIT32:
+            raise ValueError(f"archive entry {name!r} grew past 4 GiB without ZIP64 headers")
+        descriptor = _DESCRIPTOR.pack(_DESCRIPTOR_SIGNATURE, crc, size, size)
+        self._write(descriptor if zip64 else descriptor[:8] + struct.pack("<II", size, size))
+        self._record(encoded, flags, STORED, crc, size, size, header_offset)
+        return size
+
+    @staticmethod
+    def _flags(encoded: bytes, name: str) -> int:
+        return _FLAG_UTF8 if len(encoded) != len(name) else 0
+
+    @staticmethod
+    def _version(zip64: bool, method: int) -> int:
+        return _VERSION_ZIP64 if zip64 else _VERSION_DEFLATE if method == DEFLATED else 10
+
+    def _record(self, encoded: bytes, flags: int, method: int, crc: int, compressed: int,
+                size: int, header_offset: int) -> None:
+        """Spill the entry's central-directory record, ZIP64 fields for what overflows 32 bits."""
+        wide = [value for value in (size, compressed, header_offset) if value >= _LIMIT32]
+        extra = struct.pack(f"<HH{len(wide)}Q", _ZIP64_EXTRA, 8 * len(wide), *wide) if wide else b""
+        narrow = [min(value, _LIMIT32) for value in (compressed, size, header_offset)]
+        self._directory.write(_CENTRAL.pack(
+            _CENTRAL_SIGNATURE, _MADE_BY_UNIX | _VERSION_ZIP64, self._version(bool(wide), method),
+            flags, method, self._time, self._date, crc, narrow[0], narrow[1], len(encoded),
+            len(extra), 0, 0, 0, _REGULAR_FILE, narrow[2]) + encoded + extra)
+        self.entries += 1
+
+    def close(self) -> None:
+        """Copy the central directory to the output and end the archive."""
+        start = self.offset
+        self._directory.seek(0)
+        while block := self._directory.read(_SPILL_COPY_BYTES):
+            self._write(block)
+        self._directory.close()
+        size = self.offset - start
+        if self.entries >= _LIMIT16 or size >= _LIMIT32 or start >= _LIMIT32:
+            zip64_end = self.offset
+            self._write(_ZIP64_END.pack(_ZIP64_END_SIGNATURE, _ZIP64_END.size - 12,
+                                        _MADE_BY_UNIX | _VERSION_ZIP64, _VERSION_ZIP64, 0, 0,
+                                        self.entries, self.entries, size, start))
+            self._write(_ZIP64_LOCATOR.pack(_ZIP64_LOCATOR_SIGNATURE, 0, zip64_end, 1))
+        count = min(self.entries, _LIMIT16)
+        self._write(_END.pack(_END_SIGNATURE, 0, 0, count, count, min(size, _LIMIT32),
+                              min(start, _LIMIT32), 0))
+
+    def abandon(self) -> None:
+        """Drop the spilled directory; whatever reached the output is not a complete zip."""
+        self._directory.close()

@@ -1,0 +1,131 @@
+"""The streaming zip writer, read back by Python's zipfile and by Info-ZIP's unzip."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import zipfile
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from labvault.zip_stream import DEFLATED, ZipStreamWriter
+
+MODIFIED = datetime(2026, 5, 17, 8, 30, 44)
+
+
+def unzip_test(path: Path) -> str:
+    """Info-ZIP's own integrity test: CRCs, sizes and the central directory against the data."""
+    assert shutil.which("unzip"), "Info-ZIP unzip is required (apt-get install unzip)"
+    done = subprocess.run(["unzip", "-tq", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def write_zip(path: Path, build) -> ZipStreamWriter:  # type: ignore[no-untyped-def]
+    with path.open("wb") as output:
+        writer = ZipStreamWriter(output, modified=MODIFIED)
+        build(writer)
+        writer.close()
+    assert writer.offset == path.stat().st_size
+    return writer
+
+
+def test_entries_of_every_kind_read_back_identically(tmp_path: Path) -> None:
+    big = bytes(range(256)) * 20_000
+    path = tmp_path / "a.zip"
+
+    def build(writer: ZipStreamWriter) -> None:
+        writer.write_whole("org/versions/v1.json", b'{"a":"' + b"x" * 5000 + b'"}', method=DEFLATED, level=1)
+        writer.write_whole("org/plain.txt", b"stored whole")
+        writer.write_stream("org/u1_Résumé – final.pdf", iter([big[:7], big[7:]]), zip64=False)
+        writer.write_stream("org/u2_big", iter([big]), zip64=True)
+        writer.write_stream("org/u3_empty", iter([]), zip64=True)
+
+    write_zip(path, build)
+    with zipfile.ZipFile(path) as zf:
+        assert zf.testzip() is None
+        assert zf.namelist() == ["org/versions/v1.json", "org/plain.txt", "org/u1_Résumé – final.pdf",
+                                 "org/u2_big", "org/u3_empty"]
+        assert zf.read("org/u1_Résumé – final.pdf") == big == zf.read("org/u2_big")
+        assert zf.read("org/u3_empty") == b""
+        json_entry = zf.getinfo("org/versions/v1.json")
+        assert json_entry.compress_type == zipfile.ZIP_DEFLATED
+        assert json_entry.compress_size < json_entry.file_size // 10
+        assert json_entry.date_time == (2026, 5, 17, 8, 30, 44)
+        assert zf.getinfo("org/u2_big").compress_type == zipfile.ZIP_STORED
+        assert zf.getinfo("org/u2_big").external_attr >> 16 == 0o100644
+    unzip_test(path)
+    listing = subprocess.run(["unzip", "-Z1", str(path)], capture_output=True, text=True).stdout
+    assert "org/u1_Résumé – final.pdf" in listing.splitlines()
+
+
+def test_more_than_65535_entries_get_zip64_end_records(tmp_path: Path) -> None:
+    path = tmp_path / "many.zip"
+
+    def build(writer: ZipStreamWriter) -> None:
+        for number in range(70_000):
+            writer.write_whole(f"org/versions/v{number}.json", b"{}")
+
+    write_zip(path, build)
+    with zipfile.ZipFile(path) as zf:
+        assert len(zf.infolist()) == 70_000
+        assert zf.read("org/versions/v69999.json") == b"{}"
+    assert b"PK\x06\x06" in path.read_bytes()[-200:], "no ZIP64 end of central directory record"
+    unzip_test(path)
+
+
+def test_offsets_past_4_gib_are_recorded_in_zip64_fields(tmp_path: Path) -> None:
+    """Only the counters matter to the format, so a writer that skips over 4 GiB of output
+    (a sparse file) shows where the second entry's header lands without writing 4 GiB."""
+    path = tmp_path / "far.zip"
+    with path.open("wb") as output:
+        writer = ZipStreamWriter(output, modified=MODIFIED)
+        writer.write_stream("org/u1_huge", iter([b"a"]), zip64=True)
+        output.seek(5 * 1024**3 - 1, io.SEEK_CUR)
+        output.write(b"\0")
+        writer.offset += 5 * 1024**3  # the skipped bytes stand for a huge entry's data
+        writer.write_whole("org/after", b"after")
+        writer.close()
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("org/after")
+        assert info.header_offset > 5 * 1024**3
+        assert zf.read(info) == b"after"
+
+
+def test_a_name_written_twice_is_refused_and_a_hash_collision_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "d.zip"
+
+    class AlwaysCollides:
+        def add(self, name: str) -> bool:
+            return False  # every hash "seen before": only the real names can decide
+
+    def build(writer: ZipStreamWriter) -> None:
+        writer.write_whole("org/a", b"1")
+        with pytest.raises(ValueError, match="'org/a' written twice"):
+            writer.write_whole("org/a", b"2")
+        writer._names = AlwaysCollides()  # type: ignore[assignment]
+        writer.write_whole("org/b", b"3")
+        writer.write_stream("org/c", iter([b"4"]), zip64=False)
+        with pytest.raises(ValueError, match="'org/b' written twice"):
+            writer.write_stream("org/b", iter([b"5"]), zip64=False)
+        writer.write_whole("org/d", b"6")
+
+    write_zip(path, build)
+    with zipfile.ZipFile(path) as zf:
+        assert [(i.filename, zf.read(i)) for i in zf.infolist()] == [
+            ("org/a", b"1"), ("org/b", b"3"), ("org/c", b"4"), ("org/d", b"6")]
+    unzip_test(path)
+
+
+def test_many_distinct_names_are_all_accepted(tmp_path: Path) -> None:
+    """The name table grows many times over; no distinct name may be taken for a duplicate."""
+    with (tmp_path / "n.zip").open("wb") as output:
+        writer = ZipStreamWriter(output, modified=MODIFIED)
+        for number in range(200_000):
+            writer.write_whole(f"n{number}", b"")
+        with pytest.raises(ValueError, match="written twice"):
+            writer.write_whole("n123456", b"")
+        writer.abandon()
