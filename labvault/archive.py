@@ -15,16 +15,21 @@ from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
+from json.encoder import encode_basestring
 from types import TracebackType
 from typing import Any, BinaryIO
 
 from labvault import __version__
+from labvault.json_codec import dump_sorted
 from labvault.safe_names import manifest_entry_name
 from labvault.storage import PendingWrite
 from labvault.zip_stream import DEFLATED, ZipStreamWriter
 
+_json_string = encode_basestring  # what json.dumps(str, ensure_ascii=False) gives
+
 FORMAT_VERSION = 1
 JSON_COMPRESS_LEVEL = 1
+MANIFEST_COMPRESS_LEVEL = 6
 COPY_BUFFER_BYTES = 1024 * 1024
 # A streamed entry's header must say ZIP64 up front; past this declared size we do so.
 ZIP64_DECLARED_SIZE = 1 << 31
@@ -113,14 +118,16 @@ class ArchiveWriter:
     def add_json(self, path: str, document: dict[str, Any]) -> None:
         """A version document: compact UTF-8 JSON with sorted keys, deflated at level 1.
 
-        Compact because only then does `json` use its C encoder (2.5× faster); level 1 because
-        for documents of a few hundred bytes it compresses as well as level 6 at 2.5× the speed
-        (the per-entry compressor set-up dominates)."""
-        data = json.dumps(document, ensure_ascii=False, sort_keys=True,
-                          separators=(",", ":")).encode("utf-8")
+        Level 1 because for documents of a few hundred bytes it compresses as well as level 6
+        at 2.5× the speed (the per-entry compressor set-up dominates). This runs once per
+        version, so its manifest line is assembled directly: the same text `_record` would
+        write, at a third of the cost."""
+        data = dump_sorted(document)
         self._check_path(path)
         self._zip.write_whole(path, data, method=DEFLATED, level=JSON_COMPRESS_LEVEL)
-        self._record(path, len(data), hashlib.sha256(data).hexdigest(), "version")
+        self._entries.write(f'{{"kind": "version", "path": {_json_string(path)}, '
+                            f'"sha256": "{hashlib.sha256(data).hexdigest()}", "size": {len(data)}}}\n')
+        self.total_bytes += len(data)
         self.versions += 1
 
     def add_stream(self, path: str, source: BinaryIO, *, declared_size: int | None,
@@ -190,7 +197,8 @@ class ArchiveWriter:
 
     def seal(self) -> SealedArchive:
         """Write the manifest, finish the zip and make the archive visible, in that order."""
-        self._zip.write_stream(self._manifest_path, self._manifest_chunks(), zip64=True)
+        self._zip.write_stream(self._manifest_path, self._manifest_chunks(), zip64=True,
+                               method=DEFLATED, level=MANIFEST_COMPRESS_LEVEL)
         self._zip.close()
         self._stream.flush()
         self._sink.commit()

@@ -279,7 +279,9 @@ def snapshot_versions(session: Session, sid: str, archive: ArchiveWriter,
                       progress: ProgressRecorder) -> int:
     """Stream every version into `<org>/versions/<sid>.json`, never holding all rows in memory."""
     backup = get_backup(session, sid)
-    rows = session.execute(
+    # Core rows on the session's own connection (same transaction): the ORM's per-row
+    # bookkeeping cost as much as writing the version to the archive.
+    rows = session.connection().execute(
         select(Version.sid, Version.record_sid, Version.number, Version.created_at,
                Version.created_by, Version.data)
         .where(*_version_criteria(backup)).order_by(Version.sid)

@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from labvault.errors import InvalidInputError
+from labvault.json_codec import load_json
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -44,7 +45,7 @@ def engine_for(url: str) -> Engine:
         ) from exc
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed, pool_pre_ping=True)
+    engine = create_engine(parsed, pool_pre_ping=True, json_deserializer=load_json)
     if parsed.get_backend_name() == "sqlite":
         _enable_sqlite_concurrency(engine)
     return engine

@@ -23,7 +23,8 @@ DEFLATED = 8
 
 _LOCAL = struct.Struct("<IHHHHHIIIHH")
 _CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
-_DESCRIPTOR = struct.Struct("<IIQQ")
+_DESCRIPTOR32 = struct.Struct("<IIII")
+_DESCRIPTOR64 = struct.Struct("<IIQQ")
 _ZIP64_END = struct.Struct("<IQHHIIQQQQ")
 _ZIP64_LOCATOR = struct.Struct("<IIQI")
 _END = struct.Struct("<IHHHHIIH")
@@ -141,34 +142,39 @@ class ZipStreamWriter:
         flags = self._flags(encoded, name)
         self._write(_LOCAL.pack(_LOCAL_SIGNATURE, self._version(zip64, method), flags, method,
                                 self._time, self._date, crc, *sizes, len(encoded), len(extra))
-                    + encoded + extra)
-        self._write(body)
-        self._record(encoded, flags, method, crc, len(body), len(data), header_offset)
+                    + encoded + extra + body)
+        self._record(encoded, flags, method, crc, len(body), len(data), header_offset, zip64=zip64)
 
-    def write_stream(self, name: str, chunks: Iterable[bytes | memoryview], *, zip64: bool) -> int:
-        """A stored entry whose size is known only at its end: a data descriptor follows it.
+    def write_stream(self, name: str, chunks: Iterable[bytes | memoryview], *, zip64: bool,
+                     method: int = STORED, level: int = 6) -> int:
+        """An entry whose size is known only at its end: a data descriptor follows it.
 
         `zip64` must be said up front (readers size the descriptor by it); say it whenever the
-        entry could reach 4 GiB. Returns the number of bytes written.
+        entry could reach 4 GiB. Returns the number of bytes taken from `chunks`.
         """
         encoded = self._claim(name)
         header_offset = self.offset
         flags = self._flags(encoded, name) | _FLAG_DESCRIPTOR
         extra = struct.pack("<HHQQ", _ZIP64_EXTRA, 16, 0, 0) if zip64 else b""
         sizes = (_LIMIT32, _LIMIT32) if zip64 else (0, 0)
-        self._write(_LOCAL.pack(_LOCAL_SIGNATURE, self._version(zip64, STORED), flags, STORED,
+        self._write(_LOCAL.pack(_LOCAL_SIGNATURE, self._version(zip64, method), flags, method,
                                 self._time, self._date, 0, *sizes, len(encoded), len(extra))
                     + encoded + extra)
+        data_offset = self.offset
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15) if method == DEFLATED else None
         crc = size = 0
         for chunk in chunks:
             crc = zlib.crc32(chunk, crc)
-            self._write(chunk)
             size += len(chunk)
-        if not zip64 and size >= _LIMIT32:
+            self._write(compressor.compress(chunk) if compressor else chunk)
+        if compressor:
+            self._write(compressor.flush())
+        compressed = self.offset - data_offset
+        if not zip64 and max(size, compressed) >= _LIMIT32:
             raise ValueError(f"archive entry {name!r} grew past 4 GiB without ZIP64 headers")
-        descriptor = _DESCRIPTOR.pack(_DESCRIPTOR_SIGNATURE, crc, size, size)
-        self._write(descriptor if zip64 else descriptor[:8] + struct.pack("<II", size, size))
-        self._record(encoded, flags, STORED, crc, size, size, header_offset)
+        descriptor = _DESCRIPTOR64 if zip64 else _DESCRIPTOR32
+        self._write(descriptor.pack(_DESCRIPTOR_SIGNATURE, crc, compressed, size))
+        self._record(encoded, flags, method, crc, compressed, size, header_offset, zip64=zip64)
         return size
 
     @staticmethod
@@ -180,15 +186,17 @@ class ZipStreamWriter:
         return _VERSION_ZIP64 if zip64 else _VERSION_DEFLATE if method == DEFLATED else 10
 
     def _record(self, encoded: bytes, flags: int, method: int, crc: int, compressed: int,
-                size: int, header_offset: int) -> None:
+                size: int, header_offset: int, *, zip64: bool) -> None:
         """Spill the entry's central-directory record, ZIP64 fields for what overflows 32 bits."""
-        wide = [value for value in (size, compressed, header_offset) if value >= _LIMIT32]
-        extra = struct.pack(f"<HH{len(wide)}Q", _ZIP64_EXTRA, 8 * len(wide), *wide) if wide else b""
-        narrow = [min(value, _LIMIT32) for value in (compressed, size, header_offset)]
+        extra = b""
+        if size >= _LIMIT32 or compressed >= _LIMIT32 or header_offset >= _LIMIT32:
+            wide = [value for value in (size, compressed, header_offset) if value >= _LIMIT32]
+            extra = struct.pack(f"<HH{len(wide)}Q", _ZIP64_EXTRA, 8 * len(wide), *wide)
+            compressed, size, header_offset = (min(value, _LIMIT32) for value in (compressed, size, header_offset))
         self._directory.write(_CENTRAL.pack(
-            _CENTRAL_SIGNATURE, _MADE_BY_UNIX | _VERSION_ZIP64, self._version(bool(wide), method),
-            flags, method, self._time, self._date, crc, narrow[0], narrow[1], len(encoded),
-            len(extra), 0, 0, 0, _REGULAR_FILE, narrow[2]) + encoded + extra)
+            _CENTRAL_SIGNATURE, _MADE_BY_UNIX | _VERSION_ZIP64, self._version(zip64 or bool(extra), method),
+            flags, method, self._time, self._date, crc, compressed, size, len(encoded),
+            len(extra), 0, 0, 0, _REGULAR_FILE, header_offset) + encoded + extra)
         self.entries += 1
 
     def close(self) -> None:

@@ -102,3 +102,19 @@ def test_a_declared_size_over_the_zip32_limit_uses_zip64_headers(storage: Fsspec
     name_length, extra_length = struct.unpack("<HH", raw[offset + 26:offset + 30])
     extra = raw[offset + 30 + name_length:offset + 30 + name_length + extra_length]
     assert extra[:2] == b"\x01\x00", "the local header has no ZIP64 extra field"
+
+
+def test_manifest_lines_are_uniform_json_whatever_the_entry_kind(storage: FsspecStorage) -> None:
+    """Version lines are assembled by hand for speed; they must be the text json.dumps gives."""
+    with writer(storage) as archive:
+        archive.add_json('org/versions/v"é\\1.json', {"sid": "v1"})
+        archive.add_json("org/versions/v2.json", {"sid": "v2", "data": None})
+        archive.add_stream("org/u1_x", io.BytesIO(b"x"), declared_size=1, uid="u1")
+        archive.seal()
+    with zipfile.ZipFile(storage.url("org/bk.zip")) as zf:
+        text = zf.read("org/manifest.json").decode("utf-8")
+    lines = [line.strip().rstrip(",") for line in text.splitlines() if line.startswith("    {")]
+    assert len(lines) == 3
+    for line in lines:
+        assert line == json.dumps(json.loads(line), ensure_ascii=False, sort_keys=True)
+    assert json.loads(lines[0])["path"] == 'org/versions/v"é\\1.json'

@@ -43,14 +43,17 @@ def test_entries_of_every_kind_read_back_identically(tmp_path: Path) -> None:
         writer.write_stream("org/u1_Résumé – final.pdf", iter([big[:7], big[7:]]), zip64=False)
         writer.write_stream("org/u2_big", iter([big]), zip64=True)
         writer.write_stream("org/u3_empty", iter([]), zip64=True)
+        writer.write_stream("org/log.txt", iter([b"line\n"] * 10_000), zip64=True, method=DEFLATED)
 
     write_zip(path, build)
     with zipfile.ZipFile(path) as zf:
         assert zf.testzip() is None
         assert zf.namelist() == ["org/versions/v1.json", "org/plain.txt", "org/u1_Résumé – final.pdf",
-                                 "org/u2_big", "org/u3_empty"]
+                                 "org/u2_big", "org/u3_empty", "org/log.txt"]
         assert zf.read("org/u1_Résumé – final.pdf") == big == zf.read("org/u2_big")
         assert zf.read("org/u3_empty") == b""
+        assert zf.read("org/log.txt") == b"line\n" * 10_000
+        assert zf.getinfo("org/log.txt").compress_size < 1000
         json_entry = zf.getinfo("org/versions/v1.json")
         assert json_entry.compress_type == zipfile.ZIP_DEFLATED
         assert json_entry.compress_size < json_entry.file_size // 10
