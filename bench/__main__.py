@@ -76,6 +76,8 @@ def fresh_postgres_database(name: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0, help="GB of files (1 = 1 GB in 200 files, 20,000 versions)")
+    parser.add_argument("--versions", type=int, default=None,
+                        help="versions in the backed-up organization (default 20,000 × scale)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is reported")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "labvault-bench")
     parser.add_argument("--skip", default="", help="comma-separated: million, s3, prefect")
@@ -84,7 +86,7 @@ def main() -> None:
     work = options.workdir
     files_root = work / "files"
     total = int(options.scale * 1e9)
-    versions = int(20_000 * options.scale)
+    versions = options.versions if options.versions is not None else int(20_000 * options.scale)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LABVAULT_HOME": str(work / "home"),
            "PREFECT_HOME": str(work / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
