@@ -120,7 +120,7 @@ def main() -> None:
                             files_url=str(files_root), backups_url=backups, organization="bench"),
                             env, repeat, tree_bytes))
     print("B. floors for the same bytes", flush=True)
-    rows.append(measure("B cat into one file", ["sh", "-c", f"cat $(find {tree} -type f | sort) > {work}/cat.out"],
+    rows.append(measure("B cat into one file", ["sh", "-c", f"find {tree} -type f | sort | xargs cat > {work}/cat.out"],
                         env, repeat, tree_bytes))
     rows.append(measure("B SHA-256 + CRC-32 of every byte", case("hash", tree=str(tree)), env, repeat, tree_bytes))
     print("C. peers", flush=True)
