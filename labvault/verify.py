@@ -9,59 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import posixpath
-import stat
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from labvault.archive import COPY_BUFFER_BYTES
-
-MANIFEST_NAME = "manifest.json"
-MAX_MANIFEST_BYTES = 2 * 1024**3
-
-
-@dataclass(frozen=True)
-class ArchiveLimits:
-    """Refuse ZIP bombs: an entry may not expand beyond `max_ratio` times its compressed size
-    (once past `ratio_floor_bytes`), and the whole archive beyond `max_total_bytes`."""
-
-    max_total_bytes: int = 10 * 1024**4
-    max_ratio: int = 200
-    ratio_floor_bytes: int = 1024 * 1024
-
-
-@dataclass
-class VerifyReport:
-    """What verification found; `problems` name each bad entry, one line each."""
-
-    source: str
-    organization_sid: str | None = None
-    backup_sid: str | None = None
-    entries: int = 0
-    versions: int = 0
-    files: int = 0
-    total_bytes: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def unsafe_name_reason(info: zipfile.ZipInfo) -> str | None:
-    """Why an entry could not be extracted safely anywhere, or None."""
-    name = info.filename
-    if name.startswith("/") or "\\" in name or (len(name) > 1 and name[1] == ":"):
-        return "has an absolute path"
-    if any(part in ("..", ".") for part in name.split("/")) or posixpath.normpath(name) != name:
-        return "climbs out of its folder (..)"
-    if stat.S_ISLNK(info.external_attr >> 16):
-        return "is a symbolic link"
-    if any(ord(ch) < 32 for ch in name):
-        return "has control characters in its name"
-    return None
+from labvault.archive_rules import (
+    MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+    ArchiveLimits,
+    VerifyReport,
+    is_manifest_name,
+    unsafe_name_reason,
+)
+from labvault.archive_scan import scan_archive
 
 
 class ArchiveReader:
@@ -92,7 +53,7 @@ class ArchiveReader:
             if info.filename in seen:
                 self._problem(f"entry {info.filename!r} appears twice")
             seen.add(info.filename)
-            reason = unsafe_name_reason(info)
+            reason = unsafe_name_reason(info.filename, info.external_attr)
             if reason:
                 self._problem(f"entry {info.filename!r} {reason}")
         declared = sum(info.file_size for info in infos)
@@ -100,12 +61,10 @@ class ArchiveReader:
             self._problem(f"archive would expand to {declared} bytes, over the limit of "
                           f"{self.limits.max_total_bytes}")
         for info in infos:
-            if (info.file_size > self.limits.ratio_floor_bytes
-                    and info.file_size > self.limits.max_ratio * max(info.compress_size, 1)):
+            if self.limits.is_bomb(info.file_size, info.compress_size):
                 self._problem(f"entry {info.filename!r} expands {info.file_size // max(info.compress_size, 1)}"
                               f"-fold: refused as a ZIP bomb")
-        manifests = [i for i in infos if i.filename.count("/") == 1
-                     and i.filename.endswith("/" + MANIFEST_NAME)]
+        manifests = [i for i in infos if is_manifest_name(i.filename)]
         if len(manifests) != 1:
             self._problem(f"expected one <organization>/{MANIFEST_NAME}, found {len(manifests)}")
             return
@@ -197,6 +156,16 @@ class ArchiveReader:
 
 
 def verify_archive(source: BinaryIO, *, label: str, limits: ArchiveLimits | None = None) -> VerifyReport:
+    """Every entry read once and checked against the manifest.
+
+    An archive laid out as labvault writes it is checked in one pass with flat memory; anything
+    else, including any archive with a problem, gets the full check that names each problem.
+    """
+    limits = limits or ArchiveLimits()
+    report = scan_archive(source, label=label, limits=limits)
+    if report is not None:
+        return report
+    source.seek(0)
     reader = ArchiveReader(source, label=label, limits=limits)
     try:
         return reader.verify_contents()

@@ -50,7 +50,7 @@ def dos_date_time(when: datetime) -> tuple[int, int]:
             when.hour << 11 | when.minute << 5 | when.second // 2)
 
 
-class _NameHashes:
+class NameHashes:
     """Which names were written, at 8 to 16 bytes each: 64-bit hashes in an open-addressing table.
 
     A hash seen before only says "maybe": the caller confirms against the real names, so a hash
@@ -99,7 +99,7 @@ class ZipStreamWriter:
         self._output = output
         self._date, self._time = dos_date_time(modified)
         self._directory = tempfile.TemporaryFile()
-        self._names = _NameHashes()
+        self._names = NameHashes()
         self.offset = 0
         self.entries = 0
 

@@ -1,0 +1,197 @@
+"""Verifying an archive in one pass, with memory flat in its number of entries.
+
+This is the check for archives laid out as labvault writes them: entries in manifest order,
+the manifest last, one manifest entry per line, stored or deflated. The central directory is
+streamed (per entry only its offset, compressed size and method are kept: 17 bytes), the
+manifest's entry lines are spilled to a temporary file, then every entry is read in order and
+checked against its manifest line. Names, sizes and CRCs of the directory and of what was read
+are folded into one digest each, which must agree. It checks everything `verify.ArchiveReader`
+checks, but on anything unexpected or wrong it returns None: the caller then runs that full
+check, whose report names each problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import tempfile
+import zlib
+from array import array
+from collections.abc import Iterator
+from typing import IO, Any, BinaryIO
+
+from labvault.archive_rules import (
+    MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+    ArchiveLimits,
+    VerifyReport,
+    is_manifest_name,
+    unsafe_name_reason,
+)
+from labvault.zip_directory import FLAG_UTF8, DirectoryRecord, NotAZipError, directory_records
+from labvault.zip_stream import DEFLATED, STORED, NameHashes
+
+_LOCAL = struct.Struct("<IHHHHHIIIHH")
+_LOCAL_SIGNATURE = 0x04034B50
+_FLAG_ENCRYPTED = 0x1
+_READ_BYTES = 1024 * 1024
+_ENTRIES_LINE = b'  "entries": ['
+_ENTRIES_END = b"  ]"
+
+
+class _Unexpected(Exception):
+    """Not as labvault writes archives, or wrong: the full check takes over."""
+
+
+def scan_archive(source: BinaryIO, *, label: str, limits: ArchiveLimits) -> VerifyReport | None:
+    """The report of a clean archive in labvault's layout, or None to ask for the full check."""
+    try:
+        return _Scan(source, label, limits).run()
+    except (_Unexpected, NotAZipError, zlib.error, struct.error, ValueError, KeyError, IndexError,
+            TypeError, EOFError):
+        return None
+
+
+def _fold(digest: Any, name: str, size: int, crc: int) -> None:
+    digest.update(b"%s\0%d\0%d\n" % (name.encode("utf-8"), size, crc))
+
+
+class _Scan:
+    def __init__(self, source: BinaryIO, label: str, limits: ArchiveLimits) -> None:
+        self.source = source
+        self.limits = limits
+        self.report = VerifyReport(source=label)
+        self.offsets = array("Q")
+        self.compressed = array("Q")
+        self.methods = bytearray()
+        self.directory_digest = hashlib.blake2b()
+
+    def run(self) -> VerifyReport:
+        manifest = self._scan_directory()
+        with tempfile.TemporaryFile() as lines:
+            header = self._read_manifest(manifest, lines)
+            lines.seek(0)
+            self._check_entries(header, lines)
+        return self.report
+
+    def _scan_directory(self) -> DirectoryRecord:
+        """Every directory record passes the name, duplicate and bomb rules; the manifest is last."""
+        names = NameHashes()
+        declared = 0
+        manifest: DirectoryRecord | None = None
+        for record in directory_records(self.source):
+            if (manifest is not None or record.flags & _FLAG_ENCRYPTED
+                    or record.method not in (STORED, DEFLATED)
+                    or unsafe_name_reason(record.name, record.external_attr)
+                    or not names.add(record.name)  # a repeated hash: let the full check decide
+                    or self.limits.is_bomb(record.size, record.compressed)):
+                raise _Unexpected
+            declared += record.size
+            self.report.entries += 1
+            if is_manifest_name(record.name):
+                manifest = record
+                continue
+            self.offsets.append(record.header_offset)
+            self.compressed.append(record.compressed)
+            self.methods.append(record.method)
+            _fold(self.directory_digest, record.name, record.size, record.crc)
+        if manifest is None or declared > self.limits.max_total_bytes or manifest.size > MAX_MANIFEST_BYTES:
+            raise _Unexpected
+        return manifest
+
+    def _read_manifest(self, record: DirectoryRecord, lines: IO[bytes]) -> dict[str, Any]:
+        """The manifest without its entries; each entry line goes to `lines`, one per line."""
+        header: list[bytes] = []
+        tail: list[bytes] = []
+        section = header
+        pending = b""
+        chunks = self._entry_chunks(record.header_offset, record.name, record.compressed,
+                                    record.method, record.size, record.crc)
+        for chunk in chunks:
+            *complete, pending = (pending + chunk).split(b"\n")
+            for line in complete:
+                if section is header and line == _ENTRIES_LINE:
+                    section = []  # the entry lines
+                elif section is not header and section is not tail:
+                    if line == _ENTRIES_END:
+                        section = tail
+                    elif line:
+                        lines.write(line.strip().rstrip(b",") + b"\n")
+                else:
+                    section.append(line)
+        if section is not tail or pending:
+            raise _Unexpected
+        manifest = json.loads(b"\n".join(header) + b'\n"entries": []\n' + b"\n".join(tail))
+        if not isinstance(manifest, dict) or record.name != f"{manifest['organization']['sid']}/{MANIFEST_NAME}":
+            raise _Unexpected
+        return manifest
+
+    def _check_entries(self, manifest: dict[str, Any], lines: IO[bytes]) -> None:
+        """Each entry, in order, read whole and checked against its manifest line."""
+        organization = manifest["organization"]["sid"]
+        read_digest = hashlib.blake2b()
+        kinds = {"version": 0, "file": 0}
+        total = 0
+        index = -1
+        for index, line in enumerate(lines):
+            if index >= len(self.offsets):
+                raise _Unexpected
+            entry = json.loads(line)
+            path, size, kind = entry["path"], entry["size"], entry.get("kind")
+            if (not isinstance(size, int) or isinstance(size, bool) or size < 0
+                    or not path.startswith(f"{organization}/") or kind not in kinds):
+                raise _Unexpected
+            digest = hashlib.sha256()
+            crc = read = 0
+            for chunk in self._entry_chunks(self.offsets[index], path, self.compressed[index],
+                                            self.methods[index], size, None):
+                digest.update(chunk)
+                crc = zlib.crc32(chunk, crc)
+                read += len(chunk)
+            if read != size or digest.hexdigest() != entry.get("sha256"):
+                raise _Unexpected
+            _fold(read_digest, path, read, crc)
+            kinds[kind] += 1
+            total += size
+        if (index + 1 != len(self.offsets) or read_digest.digest() != self.directory_digest.digest()
+                or manifest.get("counts") != {"versions": kinds["version"], "files": kinds["file"]}
+                or manifest.get("total_bytes") != total):
+            raise _Unexpected
+        self.report.organization_sid = organization
+        self.report.backup_sid = (manifest.get("backup") or {}).get("sid")
+        self.report.versions, self.report.files = kinds["version"], kinds["file"]
+        self.report.total_bytes = total
+
+    def _entry_chunks(self, offset: int, name: str, compressed: int, method: int, limit: int,
+                      crc: int | None) -> Iterator[bytes]:
+        """An entry's bytes from its local header on, never more than `limit` of them; with
+        `crc` given, the bytes must match it."""
+        self.source.seek(offset)
+        fields = _LOCAL.unpack(self.source.read(_LOCAL.size))
+        raw_name = self.source.read(fields[9])
+        if fields[0] != _LOCAL_SIGNATURE or raw_name.decode(
+                "utf-8" if fields[2] & FLAG_UTF8 else "cp437") != name:
+            raise _Unexpected
+        self.source.seek(fields[10], 1)
+        inflater = zlib.decompressobj(-15) if method == DEFLATED else None
+        remaining, produced, running = compressed, 0, 0
+        while remaining:
+            block = self.source.read(min(_READ_BYTES, remaining))
+            if not block:
+                raise _Unexpected
+            remaining -= len(block)
+            if inflater is not None:
+                block = inflater.decompress(block, limit + 1 - produced)
+                if inflater.unconsumed_tail:
+                    raise _Unexpected  # it would expand past its declared size
+            produced += len(block)
+            if produced > limit:
+                raise _Unexpected
+            if crc is not None:
+                running = zlib.crc32(block, running)
+            yield block
+        if inflater is not None and not inflater.eof:
+            raise _Unexpected
+        if crc is not None and (running != crc or produced != limit):
+            raise _Unexpected

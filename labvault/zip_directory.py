@@ -1,0 +1,124 @@
+"""Reading a zip's central directory one record at a time, without holding it.
+
+`zipfile` builds a `ZipInfo` per entry (~0.5 KB) when it opens an archive, so checking a
+million-version backup that way costs over a gigabyte. Here the end records are found from the
+tail and the directory is parsed as a stream of small records; ZIP64 fields are honoured.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+_CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
+_END = struct.Struct("<IHHHHIIH")
+_ZIP64_END = struct.Struct("<IQHHIIQQQQ")
+_ZIP64_LOCATOR = struct.Struct("<IIQI")
+_CENTRAL_SIGNATURE, _END_SIGNATURE = 0x02014B50, 0x06054B50
+_ZIP64_END_SIGNATURE, _ZIP64_LOCATOR_SIGNATURE = 0x06064B50, 0x07064B50
+_LIMIT32, _LIMIT16 = 0xFFFFFFFF, 0xFFFF
+_MAX_COMMENT = 0xFFFF
+_READ_BYTES = 1024 * 1024
+FLAG_UTF8 = 0x800
+
+
+class NotAZipError(ValueError):
+    """The bytes are not a zip this reader can follow (truncated, corrupt, multi-disk)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryRecord:
+    """One central-directory record: what a reader needs to find and check an entry."""
+
+    name: str
+    flags: int
+    method: int
+    crc: int
+    compressed: int
+    size: int
+    header_offset: int
+    external_attr: int
+
+
+def _directory_location(source: BinaryIO) -> tuple[int, int, int]:
+    """(entries, directory size, directory offset) from the end records."""
+    end = source.seek(0, 2)
+    tail_start = max(0, end - (_END.size + _MAX_COMMENT + _ZIP64_LOCATOR.size))
+    source.seek(tail_start)
+    tail = source.read()
+    position = tail.rfind(b"PK\x05\x06")
+    while position >= 0 and position + _END.size + _END.unpack_from(tail, position)[7] != len(tail):
+        position = tail.rfind(b"PK\x05\x06", 0, position)
+    if position < 0 or len(tail) - position < _END.size:
+        raise NotAZipError("no end of central directory record")
+    _, disk, directory_disk, _, entries, size, offset, _ = _END.unpack_from(tail, position)
+    if disk or directory_disk:
+        raise NotAZipError("multi-disk archives are not supported")
+    locator = position - _ZIP64_LOCATOR.size
+    if locator >= 0 and _ZIP64_LOCATOR.unpack_from(tail, locator)[0] == _ZIP64_LOCATOR_SIGNATURE:
+        zip64_end = _ZIP64_LOCATOR.unpack_from(tail, locator)[2]
+        source.seek(zip64_end)
+        record = source.read(_ZIP64_END.size)
+        if len(record) != _ZIP64_END.size or _ZIP64_END.unpack(record)[0] != _ZIP64_END_SIGNATURE:
+            raise NotAZipError("ZIP64 end record missing where its locator points")
+        entries, size, offset = _ZIP64_END.unpack(record)[7:10]
+    elif _LIMIT16 == entries or _LIMIT32 in (size, offset):
+        raise NotAZipError("end record needs ZIP64 fields that are missing")
+    return entries, size, offset
+
+
+def _widen(values: list[int], extra: bytes) -> list[int]:
+    """Replace the 32-bit placeholders (size, compressed, offset, in that order) from ZIP64."""
+    position = 0
+    while position + 4 <= len(extra):
+        kind, length = struct.unpack_from("<HH", extra, position)
+        if kind == 1:
+            field = extra[position + 4:position + 4 + length]
+            index = 0
+            for slot in range(3):
+                if values[slot] == _LIMIT32:
+                    if index + 8 > len(field):
+                        raise NotAZipError("ZIP64 extra field is too short")
+                    values[slot] = struct.unpack_from("<Q", field, index)[0]
+                    index += 8
+            return values
+        position += 4 + length
+    if _LIMIT32 in values:
+        raise NotAZipError("entry needs a ZIP64 extra field that is missing")
+    return values
+
+
+def directory_records(source: BinaryIO) -> Iterator[DirectoryRecord]:
+    """Every central-directory record in order; raises `NotAZipError` on a malformed one."""
+    entries, size, offset = _directory_location(source)
+    source.seek(offset)
+    buffer = b""
+    position = 0
+    remaining = size
+
+    def take(count: int) -> bytes:
+        nonlocal buffer, position, remaining
+        while len(buffer) - position < count:
+            block = source.read(min(_READ_BYTES, remaining)) if remaining else b""
+            if not block:
+                raise NotAZipError("central directory is truncated")
+            remaining -= len(block)
+            buffer = buffer[position:] + block
+            position = 0
+        position += count
+        return buffer[position - count:position]
+
+    for _ in range(entries):
+        fields = _CENTRAL.unpack(take(_CENTRAL.size))
+        if fields[0] != _CENTRAL_SIGNATURE:
+            raise NotAZipError("bad central directory record signature")
+        flags, method, crc = fields[3], fields[4], fields[7]
+        name_length, extra_length, comment_length = fields[10:13]
+        raw_name = take(name_length)
+        extra = take(extra_length)
+        take(comment_length)
+        sizes = _widen([fields[9], fields[8], fields[16]], extra)
+        name = raw_name.decode("utf-8" if flags & FLAG_UTF8 else "cp437")
+        yield DirectoryRecord(name, flags, method, crc, sizes[1], sizes[0], sizes[2], fields[15])
