@@ -133,6 +133,10 @@ def main() -> None:
         rows.append(measure(f"D snapshot {count} versions", case("snapshot", database_url=postgres_url,
                             organization=f"bench-{count}", out=f"{work}/snapshots"), env,
                             1 if count >= 1_000_000 else repeat, None))
+    largest = snapshot_sizes[-1]
+    rows.append(measure(f"D snapshot + verify {largest} versions", case(
+        "snapshot", database_url=postgres_url, organization=f"bench-{largest}", out=f"{work}/snapshots",
+        verify=True), env, 1, None))
     if "s3" not in skip:
         print("E. both stores on the local S3 endpoint (moto_server)", flush=True)
         rows += s3_rows(work, env, files_root, sqlite_url, tree_bytes, repeat)
@@ -205,7 +209,8 @@ def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if distance is not None:
         out.append({"goal": "A / cat (distance to the limit)", "measured": f"{distance:.2f}×", "met": None})
     goal("E ≤ 1.15 × boto3 upload_file", ratio("E labvault, S3 to S3 (SQLite)", "E boto3 upload_file, same size"), 1.15)
-    snaps = {row["result"]["versions"]: row for row in rows if row["case"].startswith("D ") and "result" in row}
+    snaps = {row["result"]["versions"]: row for row in rows
+             if row["case"].startswith("D snapshot ") and "verify" not in row["case"] and "result" in row}
     if snaps:
         slowest = min(row["result"]["versions_per_second"] for row in snaps.values())
         out.append({"goal": "versions snapshot ≥ 20,000 versions/s", "measured": f"{slowest:,.0f}/s",
@@ -214,6 +219,10 @@ def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         growth = snaps[high]["peak_rss_mb"] - snaps[low]["peak_rss_mb"]
         out.append({"goal": f"peak RSS {low:,} vs {high:,} versions differ < 50 MB",
                     "measured": f"{growth:.0f} MB", "met": growth < 50})
+    for row in rows:
+        if row["case"].startswith("D snapshot + verify"):
+            out.append({"goal": f"{row['result']['versions']:,}-version snapshot + read-back verification, peak RSS < 300 MB",
+                        "measured": f"{row['peak_rss_mb']:.0f} MB", "met": row["peak_rss_mb"] < 300})
     prefect = by.get("F Prefect: empty backup, task runs", {}).get("result")
     if prefect:
         out.append({"goal": "task runs constant in the number of items",

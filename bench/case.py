@@ -48,24 +48,34 @@ def labvault_backup(database_url: str, files_url: str, backups_url: str, organiz
     return {"bytes": sealed.size, "versions": versions, "snapshot_seconds": snapshot_seconds}
 
 
-def snapshot_only(database_url: str, organization: str, out: str) -> dict[str, Any]:
-    """Only the versions snapshot, into a local archive that is then dropped."""
+def snapshot_only(database_url: str, organization: str, out: str, verify: bool = False) -> dict[str, Any]:
+    """Only the versions snapshot, into a local archive that is then dropped; with `verify`,
+    the archive is sealed and read back as the flow does after a backup."""
     from labvault import backups
     from labvault.backups import BackupRequest, ProgressRecorder
     from labvault.database import session_factory
     from labvault.storage import FsspecStorage
 
     sessions = session_factory(database_url)
+    storage = FsspecStorage(out)
     with sessions() as session:
         sid = backups.start_backup(session, BackupRequest(organization, "bench", "", f"admin@{organization}"))
     started = time.perf_counter()
-    with sessions() as session, backups.open_archive(session, FsspecStorage(out), sid) as archive:
+    result: dict[str, Any] = {}
+    with sessions() as session, backups.open_archive(session, storage, sid) as archive:
         count = backups.snapshot_versions(session, sid, archive, ProgressRecorder(sessions, sid))
         seconds = time.perf_counter() - started
-        archive.abort()
+        if verify:
+            sealed = archive.seal()
+            started = time.perf_counter()
+            report = backups.verify_stored_archive(storage, sealed.key)
+            result = {"verify_seconds": time.perf_counter() - started, "verified_entries": report.entries}
+            storage.delete(sealed.key)
+        else:
+            archive.abort()
     with sessions() as session:
         backups.fail_backup(session, sid, "bench: snapshot only")
-    return {"versions": count, "versions_per_second": count / seconds}
+    return {"versions": count, "versions_per_second": count / seconds, **result}
 
 
 def hash_all(tree: str) -> dict[str, Any]:
