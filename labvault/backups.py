@@ -264,14 +264,17 @@ class ProgressRecorder:
 
 
 def version_document(row: Any) -> dict[str, Any]:
-    """The JSON document of one version: its row, field for field."""
+    """The JSON document of one version: its row (sid, record_sid, number, created_at,
+    created_by, data), field for field. Unpacked as a tuple: a Row's attribute access costs a
+    microsecond per field, which at a million versions is seconds."""
+    sid, record_sid, number, created_at, created_by, data = row
     return {
-        "sid": row.sid,
-        "record_sid": row.record_sid,
-        "number": row.number,
-        "created_at": row.created_at.isoformat(),
-        "created_by": row.created_by,
-        "data": row.data,
+        "sid": sid,
+        "record_sid": record_sid,
+        "number": number,
+        "created_at": created_at.isoformat(),
+        "created_by": created_by,
+        "data": data,
     }
 
 
@@ -289,7 +292,8 @@ def snapshot_versions(session: Session, sid: str, archive: ArchiveWriter,
     )
     before = archive.versions
     for row in rows:
-        archive.add_json(version_entry_name(backup.organization_sid, row.sid), version_document(row))
+        document = version_document(row)
+        archive.add_json(version_entry_name(backup.organization_sid, document["sid"]), document)
         progress.advance()
     progress.flush()
     return archive.versions - before
