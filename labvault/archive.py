@@ -23,7 +23,8 @@ from labvault import __version__
 from labvault.json_codec import dump_sorted
 from labvault.safe_names import manifest_entry_name
 from labvault.storage import PendingWrite
-from labvault.zip_stream import DEFLATED, ZipStreamWriter
+from labvault.zip_format import DEFLATED
+from labvault.zip_stream import ZipStreamWriter
 
 _json_string = encode_basestring  # what json.dumps(str, ensure_ascii=False) gives
 

@@ -29,12 +29,10 @@ from labvault.archive_rules import (
     is_manifest_name,
     unsafe_name_reason,
 )
-from labvault.zip_directory import FLAG_UTF8, DirectoryRecord, NotAZipError, directory_records
-from labvault.zip_stream import DEFLATED, STORED, NameHashes
+from labvault.zip_directory import DirectoryRecord, NotAZipError, directory_records
+from labvault.zip_format import DEFLATED, FLAG_ENCRYPTED, FLAG_UTF8, LOCAL, LOCAL_SIGNATURE, STORED
+from labvault.zip_stream import NameHashes
 
-_LOCAL = struct.Struct("<IHHHHHIIIHH")
-_LOCAL_SIGNATURE = 0x04034B50
-_FLAG_ENCRYPTED = 0x1
 _READ_BYTES = 1024 * 1024
 _ENTRIES_LINE = b'  "entries": ['
 _ENTRIES_END = b"  ]"
@@ -81,7 +79,7 @@ class _Scan:
         declared = 0
         manifest: DirectoryRecord | None = None
         for record in directory_records(self.source):
-            if (manifest is not None or record.flags & _FLAG_ENCRYPTED
+            if (manifest is not None or record.flags & FLAG_ENCRYPTED
                     or record.method not in (STORED, DEFLATED)
                     or unsafe_name_reason(record.name, record.external_attr)
                     or not names.add(record.name)  # a repeated hash: let the full check decide
@@ -168,9 +166,9 @@ class _Scan:
         """An entry's bytes from its local header on, never more than `limit` of them; with
         `crc` given, the bytes must match it."""
         self.source.seek(offset)
-        fields = _LOCAL.unpack(self.source.read(_LOCAL.size))
+        fields = LOCAL.unpack(self.source.read(LOCAL.size))
         raw_name = self.source.read(fields[9])
-        if fields[0] != _LOCAL_SIGNATURE or raw_name.decode(
+        if fields[0] != LOCAL_SIGNATURE or raw_name.decode(
                 "utf-8" if fields[2] & FLAG_UTF8 else "cp437") != name:
             raise _Unexpected
         self.source.seek(fields[10], 1)

@@ -12,16 +12,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-_CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
-_END = struct.Struct("<IHHHHIIH")
-_ZIP64_END = struct.Struct("<IQHHIIQQQQ")
-_ZIP64_LOCATOR = struct.Struct("<IIQI")
-_CENTRAL_SIGNATURE, _END_SIGNATURE = 0x02014B50, 0x06054B50
-_ZIP64_END_SIGNATURE, _ZIP64_LOCATOR_SIGNATURE = 0x06064B50, 0x07064B50
-_LIMIT32, _LIMIT16 = 0xFFFFFFFF, 0xFFFF
+from labvault.zip_format import (
+    CENTRAL,
+    CENTRAL_SIGNATURE,
+    END,
+    FLAG_UTF8,
+    LIMIT16,
+    LIMIT32,
+    ZIP64_END,
+    ZIP64_END_SIGNATURE,
+    ZIP64_LOCATOR,
+    ZIP64_LOCATOR_SIGNATURE,
+)
+
 _MAX_COMMENT = 0xFFFF
 _READ_BYTES = 1024 * 1024
-FLAG_UTF8 = 0x800
 
 
 class NotAZipError(ValueError):
@@ -45,26 +50,26 @@ class DirectoryRecord:
 def _directory_location(source: BinaryIO) -> tuple[int, int, int]:
     """(entries, directory size, directory offset) from the end records."""
     end = source.seek(0, 2)
-    tail_start = max(0, end - (_END.size + _MAX_COMMENT + _ZIP64_LOCATOR.size))
+    tail_start = max(0, end - (END.size + _MAX_COMMENT + ZIP64_LOCATOR.size))
     source.seek(tail_start)
     tail = source.read()
     position = tail.rfind(b"PK\x05\x06")
-    while position >= 0 and position + _END.size + _END.unpack_from(tail, position)[7] != len(tail):
+    while position >= 0 and position + END.size + END.unpack_from(tail, position)[7] != len(tail):
         position = tail.rfind(b"PK\x05\x06", 0, position)
-    if position < 0 or len(tail) - position < _END.size:
+    if position < 0 or len(tail) - position < END.size:
         raise NotAZipError("no end of central directory record")
-    _, disk, directory_disk, _, entries, size, offset, _ = _END.unpack_from(tail, position)
+    _, disk, directory_disk, _, entries, size, offset, _ = END.unpack_from(tail, position)
     if disk or directory_disk:
         raise NotAZipError("multi-disk archives are not supported")
-    locator = position - _ZIP64_LOCATOR.size
-    if locator >= 0 and _ZIP64_LOCATOR.unpack_from(tail, locator)[0] == _ZIP64_LOCATOR_SIGNATURE:
-        zip64_end = _ZIP64_LOCATOR.unpack_from(tail, locator)[2]
+    locator = position - ZIP64_LOCATOR.size
+    if locator >= 0 and ZIP64_LOCATOR.unpack_from(tail, locator)[0] == ZIP64_LOCATOR_SIGNATURE:
+        zip64_end = ZIP64_LOCATOR.unpack_from(tail, locator)[2]
         source.seek(zip64_end)
-        record = source.read(_ZIP64_END.size)
-        if len(record) != _ZIP64_END.size or _ZIP64_END.unpack(record)[0] != _ZIP64_END_SIGNATURE:
+        record = source.read(ZIP64_END.size)
+        if len(record) != ZIP64_END.size or ZIP64_END.unpack(record)[0] != ZIP64_END_SIGNATURE:
             raise NotAZipError("ZIP64 end record missing where its locator points")
-        entries, size, offset = _ZIP64_END.unpack(record)[7:10]
-    elif _LIMIT16 == entries or _LIMIT32 in (size, offset):
+        entries, size, offset = ZIP64_END.unpack(record)[7:10]
+    elif LIMIT16 == entries or LIMIT32 in (size, offset):
         raise NotAZipError("end record needs ZIP64 fields that are missing")
     return entries, size, offset
 
@@ -78,14 +83,14 @@ def _widen(values: list[int], extra: bytes) -> list[int]:
             field = extra[position + 4:position + 4 + length]
             index = 0
             for slot in range(3):
-                if values[slot] == _LIMIT32:
+                if values[slot] == LIMIT32:
                     if index + 8 > len(field):
                         raise NotAZipError("ZIP64 extra field is too short")
                     values[slot] = struct.unpack_from("<Q", field, index)[0]
                     index += 8
             return values
         position += 4 + length
-    if _LIMIT32 in values:
+    if LIMIT32 in values:
         raise NotAZipError("entry needs a ZIP64 extra field that is missing")
     return values
 
@@ -111,8 +116,8 @@ def directory_records(source: BinaryIO) -> Iterator[DirectoryRecord]:
         return buffer[position - count:position]
 
     for _ in range(entries):
-        fields = _CENTRAL.unpack(take(_CENTRAL.size))
-        if fields[0] != _CENTRAL_SIGNATURE:
+        fields = CENTRAL.unpack(take(CENTRAL.size))
+        if fields[0] != CENTRAL_SIGNATURE:
             raise NotAZipError("bad central directory record signature")
         flags, method, crc = fields[3], fields[4], fields[7]
         name_length, extra_length, comment_length = fields[10:13]

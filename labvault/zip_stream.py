@@ -18,23 +18,31 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
-STORED = 0
-DEFLATED = 8
+from labvault.zip_format import (
+    CENTRAL,
+    CENTRAL_SIGNATURE,
+    DEFLATED,
+    DESCRIPTOR32,
+    DESCRIPTOR64,
+    DESCRIPTOR_SIGNATURE,
+    END,
+    END_SIGNATURE,
+    FLAG_DESCRIPTOR,
+    FLAG_UTF8,
+    LIMIT16,
+    LIMIT32,
+    LOCAL,
+    LOCAL_SIGNATURE,
+    STORED,
+    ZIP64_END,
+    ZIP64_END_SIGNATURE,
+    ZIP64_EXTRA,
+    ZIP64_LOCATOR,
+    ZIP64_LOCATOR_SIGNATURE,
+)
 
-_LOCAL = struct.Struct("<IHHHHHIIIHH")
-_CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
-_DESCRIPTOR32 = struct.Struct("<IIII")
-_DESCRIPTOR64 = struct.Struct("<IIQQ")
-_ZIP64_END = struct.Struct("<IQHHIIQQQQ")
-_ZIP64_LOCATOR = struct.Struct("<IIQI")
-_END = struct.Struct("<IHHHHIIH")
-_LOCAL_SIGNATURE, _CENTRAL_SIGNATURE, _DESCRIPTOR_SIGNATURE = 0x04034B50, 0x02014B50, 0x08074B50
-_ZIP64_END_SIGNATURE, _ZIP64_LOCATOR_SIGNATURE, _END_SIGNATURE = 0x06064B50, 0x07064B50, 0x06054B50
-_ZIP64_EXTRA = 0x0001
 _MADE_BY_UNIX = 3 << 8
 _VERSION_ZIP64, _VERSION_DEFLATE = 45, 20
-_FLAG_DESCRIPTOR, _FLAG_UTF8 = 0x08, 0x800
-_LIMIT32, _LIMIT16 = 0xFFFFFFFF, 0xFFFF
 _REGULAR_FILE = 0o100644 << 16
 _SPILL_COPY_BYTES = 1024 * 1024
 
@@ -118,8 +126,8 @@ class ZipStreamWriter:
         directory = self._directory
         directory.seek(0)
         try:
-            while header := directory.read(_CENTRAL.size):
-                name_length, extra_length, comment_length = _CENTRAL.unpack(header)[10:13]
+            while header := directory.read(CENTRAL.size):
+                name_length, extra_length, comment_length = CENTRAL.unpack(header)[10:13]
                 if directory.read(name_length) == wanted:
                     return True
                 directory.seek(extra_length + comment_length, 1)
@@ -136,11 +144,11 @@ class ZipStreamWriter:
             body = compressor.compress(data) + compressor.flush()
         crc = zlib.crc32(data)
         header_offset = self.offset
-        zip64 = len(data) >= _LIMIT32 or len(body) >= _LIMIT32
-        extra = struct.pack("<HHQQ", _ZIP64_EXTRA, 16, len(data), len(body)) if zip64 else b""
-        sizes = (_LIMIT32, _LIMIT32) if zip64 else (len(body), len(data))
+        zip64 = len(data) >= LIMIT32 or len(body) >= LIMIT32
+        extra = struct.pack("<HHQQ", ZIP64_EXTRA, 16, len(data), len(body)) if zip64 else b""
+        sizes = (LIMIT32, LIMIT32) if zip64 else (len(body), len(data))
         flags = self._flags(encoded, name)
-        self._write(_LOCAL.pack(_LOCAL_SIGNATURE, self._version(zip64, method), flags, method,
+        self._write(LOCAL.pack(LOCAL_SIGNATURE, self._version(zip64, method), flags, method,
                                 self._time, self._date, crc, *sizes, len(encoded), len(extra))
                     + encoded + extra + body)
         self._record(encoded, flags, method, crc, len(body), len(data), header_offset, zip64=zip64)
@@ -154,10 +162,10 @@ class ZipStreamWriter:
         """
         encoded = self._claim(name)
         header_offset = self.offset
-        flags = self._flags(encoded, name) | _FLAG_DESCRIPTOR
-        extra = struct.pack("<HHQQ", _ZIP64_EXTRA, 16, 0, 0) if zip64 else b""
-        sizes = (_LIMIT32, _LIMIT32) if zip64 else (0, 0)
-        self._write(_LOCAL.pack(_LOCAL_SIGNATURE, self._version(zip64, method), flags, method,
+        flags = self._flags(encoded, name) | FLAG_DESCRIPTOR
+        extra = struct.pack("<HHQQ", ZIP64_EXTRA, 16, 0, 0) if zip64 else b""
+        sizes = (LIMIT32, LIMIT32) if zip64 else (0, 0)
+        self._write(LOCAL.pack(LOCAL_SIGNATURE, self._version(zip64, method), flags, method,
                                 self._time, self._date, 0, *sizes, len(encoded), len(extra))
                     + encoded + extra)
         data_offset = self.offset
@@ -170,16 +178,16 @@ class ZipStreamWriter:
         if compressor:
             self._write(compressor.flush())
         compressed = self.offset - data_offset
-        if not zip64 and max(size, compressed) >= _LIMIT32:
+        if not zip64 and max(size, compressed) >= LIMIT32:
             raise ValueError(f"archive entry {name!r} grew past 4 GiB without ZIP64 headers")
-        descriptor = _DESCRIPTOR64 if zip64 else _DESCRIPTOR32
-        self._write(descriptor.pack(_DESCRIPTOR_SIGNATURE, crc, compressed, size))
+        descriptor = DESCRIPTOR64 if zip64 else DESCRIPTOR32
+        self._write(descriptor.pack(DESCRIPTOR_SIGNATURE, crc, compressed, size))
         self._record(encoded, flags, method, crc, compressed, size, header_offset, zip64=zip64)
         return size
 
     @staticmethod
     def _flags(encoded: bytes, name: str) -> int:
-        return _FLAG_UTF8 if len(encoded) != len(name) else 0
+        return FLAG_UTF8 if len(encoded) != len(name) else 0
 
     @staticmethod
     def _version(zip64: bool, method: int) -> int:
@@ -189,12 +197,12 @@ class ZipStreamWriter:
                 size: int, header_offset: int, *, zip64: bool) -> None:
         """Spill the entry's central-directory record, ZIP64 fields for what overflows 32 bits."""
         extra = b""
-        if size >= _LIMIT32 or compressed >= _LIMIT32 or header_offset >= _LIMIT32:
-            wide = [value for value in (size, compressed, header_offset) if value >= _LIMIT32]
-            extra = struct.pack(f"<HH{len(wide)}Q", _ZIP64_EXTRA, 8 * len(wide), *wide)
-            compressed, size, header_offset = (min(value, _LIMIT32) for value in (compressed, size, header_offset))
-        self._directory.write(_CENTRAL.pack(
-            _CENTRAL_SIGNATURE, _MADE_BY_UNIX | _VERSION_ZIP64, self._version(zip64 or bool(extra), method),
+        if size >= LIMIT32 or compressed >= LIMIT32 or header_offset >= LIMIT32:
+            wide = [value for value in (size, compressed, header_offset) if value >= LIMIT32]
+            extra = struct.pack(f"<HH{len(wide)}Q", ZIP64_EXTRA, 8 * len(wide), *wide)
+            compressed, size, header_offset = (min(value, LIMIT32) for value in (compressed, size, header_offset))
+        self._directory.write(CENTRAL.pack(
+            CENTRAL_SIGNATURE, _MADE_BY_UNIX | _VERSION_ZIP64, self._version(zip64 or bool(extra), method),
             flags, method, self._time, self._date, crc, compressed, size, len(encoded),
             len(extra), 0, 0, 0, _REGULAR_FILE, header_offset) + encoded + extra)
         self.entries += 1
@@ -207,15 +215,15 @@ class ZipStreamWriter:
             self._write(block)
         self._directory.close()
         size = self.offset - start
-        if self.entries >= _LIMIT16 or size >= _LIMIT32 or start >= _LIMIT32:
+        if self.entries >= LIMIT16 or size >= LIMIT32 or start >= LIMIT32:
             zip64_end = self.offset
-            self._write(_ZIP64_END.pack(_ZIP64_END_SIGNATURE, _ZIP64_END.size - 12,
+            self._write(ZIP64_END.pack(ZIP64_END_SIGNATURE, ZIP64_END.size - 12,
                                         _MADE_BY_UNIX | _VERSION_ZIP64, _VERSION_ZIP64, 0, 0,
                                         self.entries, self.entries, size, start))
-            self._write(_ZIP64_LOCATOR.pack(_ZIP64_LOCATOR_SIGNATURE, 0, zip64_end, 1))
-        count = min(self.entries, _LIMIT16)
-        self._write(_END.pack(_END_SIGNATURE, 0, 0, count, count, min(size, _LIMIT32),
-                              min(start, _LIMIT32), 0))
+            self._write(ZIP64_LOCATOR.pack(ZIP64_LOCATOR_SIGNATURE, 0, zip64_end, 1))
+        count = min(self.entries, LIMIT16)
+        self._write(END.pack(END_SIGNATURE, 0, 0, count, count, min(size, LIMIT32),
+                              min(start, LIMIT32), 0))
 
     def abandon(self) -> None:
         """Drop the spilled directory; whatever reached the output is not a complete zip."""

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from labvault.zip_stream import DEFLATED, ZipStreamWriter
+from labvault.zip_format import DEFLATED
+from labvault.zip_stream import ZipStreamWriter
 
 MODIFIED = datetime(2026, 5, 17, 8, 30, 44)
 
