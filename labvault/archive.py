@@ -140,8 +140,9 @@ class ArchiveWriter:
         self._check_path(path)
         zip64 = declared_size is None or declared_size >= ZIP64_DECLARED_SIZE
         digest = hashlib.sha256()
+        chunks: Generator[bytes, None, None]
         if declared_size is not None and declared_size < COPY_BUFFER_BYTES:
-            chunks: Generator[bytes, None, None] = _hashed_inline(source, digest)  # threads cost more than they save
+            chunks = _hashed_inline(source, digest)  # one chunk: threads would cost more than they save
         else:
             chunks = self._hashed_ahead(self._read_ahead(source), digest)
         try:

@@ -121,7 +121,8 @@ class _Scan:
         if section is not tail or pending:
             raise _Unexpected
         manifest = json.loads(b"\n".join(header) + b'\n"entries": []\n' + b"\n".join(tail))
-        if not isinstance(manifest, dict) or record.name != f"{manifest['organization']['sid']}/{MANIFEST_NAME}":
+        organization = manifest["organization"]["sid"]
+        if not isinstance(organization, str) or record.name != f"{organization}/{MANIFEST_NAME}":
             raise _Unexpected
         return manifest
 

@@ -200,7 +200,8 @@ class ZipStreamWriter:
         if size >= LIMIT32 or compressed >= LIMIT32 or header_offset >= LIMIT32:
             wide = [value for value in (size, compressed, header_offset) if value >= LIMIT32]
             extra = struct.pack(f"<HH{len(wide)}Q", ZIP64_EXTRA, 8 * len(wide), *wide)
-            compressed, size, header_offset = (min(value, LIMIT32) for value in (compressed, size, header_offset))
+            compressed, size, header_offset = (min(value, LIMIT32)
+                                               for value in (compressed, size, header_offset))
         self._directory.write(CENTRAL.pack(
             CENTRAL_SIGNATURE, _MADE_BY_UNIX | _VERSION_ZIP64, self._version(zip64 or bool(extra), method),
             flags, method, self._time, self._date, crc, compressed, size, len(encoded),
