@@ -78,6 +78,9 @@ def _insert_versions(url: str, organization: str, versions: int, records: int) -
                                     organization, index // records + 1,
                                     json.dumps(_document(organization, index)), CREATED, "bench"))
             raw.commit()
+            with raw.cursor() as cursor:  # as a live database would have: statistics for the planner
+                cursor.execute("ANALYZE versions")
+            raw.commit()
         finally:
             raw.close()
         return
