@@ -3,6 +3,7 @@ real S3 protocol endpoint on loopback)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -44,13 +45,21 @@ def test_an_aborted_write_leaves_nothing(storage: FsspecStorage) -> None:
     assert not storage.exists("org/b.zip" + PARTIAL_SUFFIX)
 
 
+def partial_keys(storage: FsspecStorage, seconds: float = 10) -> list[str]:
+    """The keys of pending writes, once there are any: an S3 upload begins on its own thread."""
+    deadline = time.monotonic() + seconds
+    while not (keys := [p.key for p in storage.list_partials()]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return keys
+
+
 def test_a_write_larger_than_several_parts_arrives_whole(storage: FsspecStorage) -> None:
     data = bytes(range(256)) * (4 * 13 * 1024 + 7)  # about 13.6 MB: three 5 MiB parts on S3
     pending = storage.open_write("org/big.zip")
     for start in range(0, len(data), 1024 * 1024):
         pending.write(data[start:start + 1024 * 1024])
     if isinstance(storage, S3Storage):
-        assert [p.key for p in storage.list_partials()] == ["org/big.zip"]  # pending, not visible
+        assert partial_keys(storage) == ["org/big.zip"]  # pending, not visible
     assert not storage.exists("org/big.zip")
     pending.commit()
     with storage.open_read("org/big.zip") as source:
@@ -61,11 +70,13 @@ def test_a_write_larger_than_several_parts_arrives_whole(storage: FsspecStorage)
 def test_a_left_over_partial_is_listed_and_discarded(storage: FsspecStorage) -> None:
     pending = storage.open_write("org/dead.zip")
     pending.write(b"x" * (6 * 1024 * 1024))  # past one part: the upload has begun
+    assert partial_keys(storage) == ["org/dead.zip"]
     [partial] = storage.list_partials()
-    assert partial.key == "org/dead.zip"
     storage.discard_partial(partial)
     assert storage.list_partials() == []
     assert not storage.exists("org/dead.zip")
+    pending.abort()  # the writer of a dead run is gone; this one must not linger either
+    assert storage.list_partials() == [] and not storage.exists("org/dead.zip")
 
 
 def test_reading_a_missing_key_raises_file_not_found(storage: FsspecStorage) -> None:
