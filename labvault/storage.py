@@ -16,9 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Protocol
 
-import boto3
 import fsspec
-from boto3.s3.transfer import TransferConfig
 from fsspec.core import url_to_fs
 
 from labvault.errors import InvalidInputError, TransientError
@@ -213,6 +211,8 @@ class _TransferPendingWrite:
         self._ended = False
         self._aborting = threading.Event()
         self._error: BaseException | None = None
+        from boto3.s3.transfer import TransferConfig  # boto3 costs 10 MB and 0.3 s: S3 only
+
         config = TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size,
                                 max_concurrency=parallel_parts, use_threads=True)
         config.max_in_memory_upload_chunks = parallel_parts + 1  # s3transfer's, not in boto3's signature
@@ -220,7 +220,7 @@ class _TransferPendingWrite:
             target=self._upload, args=(client, bucket, key, config), name="s3-upload", daemon=True)
         self._thread.start()
 
-    def _upload(self, client: Any, bucket: str, key: str, config: TransferConfig) -> None:
+    def _upload(self, client: Any, bucket: str, key: str, config: Any) -> None:
         try:
             client.upload_fileobj(self, bucket, key, Config=config)
         except BaseException as exc:  # handed to the writing thread
@@ -300,6 +300,8 @@ class S3Storage(FsspecStorage):
     def _client(self) -> Any:
         """A boto3 client, configured like s3fs from the standard AWS variables; made once."""
         if self._boto_client is None:
+            import boto3  # 10 MB and 0.3 s to import: only S3 stores pay for it
+
             self._boto_client = boto3.client("s3")
         return self._boto_client
 
