@@ -104,9 +104,11 @@ class _Scan:
         tail: list[bytes] = []
         section = header
         pending = b""
-        chunks = self._entry_chunks(record.header_offset, record.name, record.compressed,
-                                    record.method, record.size, record.crc)
-        for chunk in chunks:
+        crc = read = 0
+        for chunk in self._entry_chunks(record.header_offset, record.name, record.compressed,
+                                        record.method, record.size):
+            crc = zlib.crc32(chunk, crc)
+            read += len(chunk)
             *complete, pending = (pending + chunk).split(b"\n")
             for line in complete:
                 if section is header and line == _ENTRIES_LINE:
@@ -118,7 +120,7 @@ class _Scan:
                         lines.write(line.strip().rstrip(b",") + b"\n")
                 else:
                     section.append(line)
-        if section is not tail or pending:
+        if section is not tail or pending or crc != record.crc or read != record.size:
             raise _Unexpected
         manifest = json.loads(b"\n".join(header) + b'\n"entries": []\n' + b"\n".join(tail))
         organization = manifest["organization"]["sid"]
@@ -144,7 +146,7 @@ class _Scan:
             digest = hashlib.sha256()
             crc = read = 0
             for chunk in self._entry_chunks(self.offsets[index], path, self.compressed[index],
-                                            self.methods[index], size, None):
+                                            self.methods[index], size):
                 digest.update(chunk)
                 crc = zlib.crc32(chunk, crc)
                 read += len(chunk)
@@ -162,10 +164,9 @@ class _Scan:
         self.report.versions, self.report.files = kinds["version"], kinds["file"]
         self.report.total_bytes = total
 
-    def _entry_chunks(self, offset: int, name: str, compressed: int, method: int, limit: int,
-                      crc: int | None) -> Iterator[bytes]:
-        """An entry's bytes from its local header on, never more than `limit` of them; with
-        `crc` given, the bytes must match it."""
+    def _entry_chunks(self, offset: int, name: str, compressed: int, method: int,
+                      limit: int) -> Iterator[bytes]:
+        """An entry's bytes from its local header on, never more than `limit` of them."""
         self.source.seek(offset)
         fields = LOCAL.unpack(self.source.read(LOCAL.size))
         raw_name = self.source.read(fields[9])
@@ -174,7 +175,7 @@ class _Scan:
             raise _Unexpected
         self.source.seek(fields[10], 1)
         inflater = zlib.decompressobj(-15) if method == DEFLATED else None
-        remaining, produced, running = compressed, 0, 0
+        remaining, produced = compressed, 0
         while remaining:
             block = self.source.read(min(_READ_BYTES, remaining))
             if not block:
@@ -187,10 +188,6 @@ class _Scan:
             produced += len(block)
             if produced > limit:
                 raise _Unexpected
-            if crc is not None:
-                running = zlib.crc32(block, running)
             yield block
         if inflater is not None and not inflater.eof:
-            raise _Unexpected
-        if crc is not None and (running != crc or produced != limit):
             raise _Unexpected

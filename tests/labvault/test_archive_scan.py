@@ -82,6 +82,7 @@ def rewritten(path: Path, order: slice = slice(None), manifest_edit=None) -> Non
 DAMAGE = {
     "a flipped bit in a stored file": lambda p: flip(p, "org/u1_Résumé final.pdf", 2_000_000),
     "a flipped bit in a deflated version": lambda p: flip(p, "org/versions/v7.json", 5),
+    "a flipped bit in the manifest": lambda p: flip(p, "org/manifest.json", 40),
     "a truncated archive": lambda p: p.write_bytes(p.read_bytes()[:-300]),
     "a manifest lying about a hash": lambda p: rewritten(p, manifest_edit=lambda text: text.replace(
         '"path": "org/u3_unknown", "sha256": "', '"path": "org/u3_unknown", "sha256": "0', 1)),
