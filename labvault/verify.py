@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -82,7 +83,7 @@ class ArchiveReader:
             entries = self.manifest["entries"]
             self.entries = {entry["path"]: entry for entry in entries}
             organization = self.manifest["organization"]["sid"]
-        except (ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+        except (ValueError, KeyError, TypeError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
             self._problem(f"manifest is unreadable: {type(exc).__name__}: {exc}")
             return
         self.report.organization_sid = organization
@@ -127,7 +128,7 @@ class ArchiveReader:
                         raise ValueError(f"entry {path!r} is larger than the manifest's {expected['size']} bytes")
                     digest.update(chunk)
                     yield chunk
-        except (zipfile.BadZipFile, EOFError, OSError, zipfile.LargeZipFile) as exc:
+        except (zipfile.BadZipFile, EOFError, OSError, zipfile.LargeZipFile, zlib.error) as exc:
             raise ValueError(f"entry {path!r} is corrupt: {exc}") from exc
         if size != expected["size"]:
             raise ValueError(f"entry {path!r} has {size} bytes, the manifest says {expected['size']}")
