@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from functools import partial
 from typing import Any, BinaryIO
 
 from sqlalchemy import func, select, update
@@ -32,6 +33,7 @@ from labvault.errors import (
     TransientError,
 )
 from labvault.models import Backup, BackupStatus, File, Organization, User, Version, utcnow
+from labvault.open_ahead import opened_ahead
 from labvault.pricing import Pricing
 from labvault.safe_names import archive_key, file_entry_name, version_entry_name
 from labvault.storage import Storage
@@ -40,6 +42,7 @@ from labvault.verify import VerifyReport, verify_archive
 NAME_MAX_CHARS = 255
 DESCRIPTION_MAX_CHARS = 5000
 OPEN_ATTEMPTS = 3
+OPEN_AHEAD = 4  # files being opened while one is copied
 
 
 @dataclass(frozen=True)
@@ -303,7 +306,7 @@ def _open_blob(files_storage: Storage, row: Any) -> BinaryIO:
     """Open a file's bytes, retrying transient failures; a missing blob names the file."""
     for attempt in range(1, OPEN_ATTEMPTS + 1):
         try:
-            return files_storage.open_read(row.storage_key)
+            return files_storage.open_stream(row.storage_key)
         except FileNotFoundError as exc:
             raise MissingBlobError(
                 f"file {row.uid} ({row.name}) is missing from the files store"
@@ -328,8 +331,8 @@ def copy_files(session: Session, sid: str, files_storage: Storage, archive: Arch
         .execution_options(yield_per=1000)
     )
     before = archive.files
-    for row in rows:
-        with _open_blob(files_storage, row) as source:
+    for row, source in opened_ahead(rows, partial(_open_blob, files_storage), OPEN_AHEAD):
+        with source:
             archive.add_stream(
                 file_entry_name(backup.organization_sid, row.uid, row.name), source,
                 declared_size=row.size, uid=row.uid, original_name=row.name,

@@ -82,6 +82,20 @@ def test_a_left_over_partial_is_listed_and_discarded(storage: FsspecStorage) -> 
 def test_reading_a_missing_key_raises_file_not_found(storage: FsspecStorage) -> None:
     with pytest.raises(FileNotFoundError):
         storage.open_read("org/missing")
+    with pytest.raises(FileNotFoundError):
+        storage.open_stream("org/missing")
+
+
+def test_a_stream_read_gives_the_whole_object_in_chunks(storage: FsspecStorage) -> None:
+    data = bytes(range(256)) * 12_000  # about 3 MB: several chunks of a copy
+    pending = storage.open_write("org/blob")
+    pending.write(data)
+    pending.commit()
+    chunks = []
+    with storage.open_stream("org/blob") as source:
+        while chunk := source.read(1024 * 1024):
+            chunks.append(chunk)
+    assert b"".join(chunks) == data and len(chunks) == 3
 
 
 def test_delete_removes_and_is_idempotent(storage: FsspecStorage) -> None:
@@ -97,6 +111,8 @@ def test_delete_removes_and_is_idempotent(storage: FsspecStorage) -> None:
 def test_keys_that_leave_the_root_are_refused(storage: FsspecStorage, key: str) -> None:
     with pytest.raises(InvalidInputError, match="not a plain relative path"):
         storage.open_read(key)
+    with pytest.raises(InvalidInputError, match="not a plain relative path"):
+        storage.open_stream(key)
 
 
 def test_an_unknown_protocol_is_one_clear_error() -> None:

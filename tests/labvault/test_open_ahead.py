@@ -1,0 +1,67 @@
+"""Opening objects ahead of the copy: same order, bounded, nothing left open."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import pytest
+
+from labvault.open_ahead import opened_ahead
+
+
+class Opener:
+    """Opens in-memory objects slowly, counting how many are open at once."""
+
+    def __init__(self, fail: int | None = None) -> None:
+        self.fail = fail
+        self.opened: list[io.BytesIO] = []
+        self.most_at_once = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, item: int) -> io.BytesIO:
+        time.sleep(0.01)
+        if item == self.fail:
+            raise FileNotFoundError(f"object {item} is missing")
+        blob = io.BytesIO(b"object %d" % item)
+        with self._lock:
+            self.opened.append(blob)
+            self.most_at_once = max(self.most_at_once, sum(not b.closed for b in self.opened))
+        return blob
+
+    def still_open(self) -> int:
+        return sum(not blob.closed for blob in self.opened)
+
+
+def test_objects_come_in_order_with_a_bounded_number_open() -> None:
+    opener = Opener()
+    seen = []
+    for item, source in opened_ahead(range(50), opener, depth=4):
+        with source:
+            seen.append((item, source.read()))
+    assert seen == [(i, b"object %d" % i) for i in range(50)]
+    assert 1 < opener.most_at_once <= 5  # the one being copied and four ahead
+    assert opener.still_open() == 0
+
+
+def test_stopping_early_closes_what_was_opened_ahead() -> None:
+    opener = Opener()
+    stream = opened_ahead(range(50), opener, depth=4)
+    for item, source in stream:
+        source.close()
+        if item == 9:
+            break
+    stream.close()
+    assert len(opener.opened) < 50 and opener.still_open() == 0
+
+
+def test_a_failed_open_comes_in_its_turn_and_leaves_nothing_open() -> None:
+    opener = Opener(fail=7)
+    seen = []
+    with pytest.raises(FileNotFoundError, match="object 7 is missing"):
+        for item, source in opened_ahead(range(50), opener, depth=4):
+            with source:
+                seen.append(item)
+    assert seen == list(range(7))
+    assert opener.still_open() == 0
