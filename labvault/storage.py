@@ -12,6 +12,7 @@ import os
 import posixpath
 import queue
 import threading
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Protocol
@@ -213,7 +214,8 @@ class _TransferPendingWrite:
                  parallel_parts: int = PARALLEL_PARTS) -> None:
         self._url = f"s3://{bucket}/{key}"
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self._QUEUED_WRITES)
-        self._buffer = bytearray()
+        self._blocks: deque[memoryview] = deque()  # written, not yet read by the transfer
+        self._held = 0
         self._ended = False
         self._aborting = threading.Event()
         self._error: BaseException | None = None
@@ -233,8 +235,12 @@ class _TransferPendingWrite:
             self._error = exc
 
     def read(self, size: int = -1) -> bytes:
-        """What the transfer reads: the written bytes in order, then b"" at the end."""
-        while not self._ended and (size < 0 or len(self._buffer) < size):
+        """What the transfer reads: the written bytes in order, then b"" at the end.
+
+        A part is joined from the written blocks in one copy (only a block cut at the part's
+        boundary is split, as a view): gathering it in a bytearray first cost two more copies
+        of every byte, CPU taken from the endpoint when it runs on the same machine."""
+        while not self._ended and (size < 0 or self._held < size):
             try:
                 block = self._queue.get(timeout=1.0)
             except queue.Empty:
@@ -245,12 +251,20 @@ class _TransferPendingWrite:
                 raise OSError("upload aborted")
             if block is None:
                 self._ended = True
-            else:
-                self._buffer += block
-        size = len(self._buffer) if size < 0 else size
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
+            elif block:
+                self._blocks.append(memoryview(block))
+                self._held += len(block)
+        wanted = self._held if size < 0 else min(size, self._held)
+        pieces, taken = [], 0
+        while taken < wanted:
+            block = self._blocks.popleft()
+            if taken + len(block) > wanted:
+                self._blocks.appendleft(block[wanted - taken:])
+                block = block[:wanted - taken]
+            pieces.append(block)
+            taken += len(block)
+        self._held -= taken
+        return b"".join(pieces)
 
     def _failed(self) -> TransientError:
         assert self._error is not None
