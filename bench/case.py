@@ -38,9 +38,10 @@ def labvault_backup(database_url: str, files_url: str, backups_url: str, organiz
     progress = ProgressRecorder(sessions, sid)
     started = time.perf_counter()
     with sessions() as session, backups.open_archive(session, archives, sid) as archive:
-        versions = backups.snapshot_versions(session, sid, archive, progress)
-        snapshot_seconds = time.perf_counter() - started
         backups.copy_files(session, sid, files, archive, progress)
+        copied = time.perf_counter()
+        versions = backups.snapshot_versions(session, sid, archive, progress)
+        snapshot_seconds = time.perf_counter() - copied
         sealed = archive.seal()
         backups.finish_backup(session, sid, sealed, file_path=archives.url(sealed.key),
                               pricing=Pricing.of(get_settings()))

@@ -59,10 +59,13 @@ def record_failure(flow: Any, flow_run: Any, state: Any) -> None:
 
 
 def build_backup(sid: str) -> dict[str, Any]:
-    """Stream versions and files into the archive, seal it, mark the backup Completed, notify."""
+    """Stream files and versions into the archive, seal it, mark the backup Completed, notify.
+
+    Files go first: an object store is still uploading their last parts while the versions are
+    written (versions are small, mostly CPU), so the two overlap instead of adding up."""
     with open_archive(sid) as archive:
-        snapshot_versions(sid, archive)
         copy_files(sid, archive)
+        snapshot_versions(sid, archive)
         sealed = seal_archive(sid, archive)
     verify_written_archive(sid, sealed)
     details = finish_backup(sid, sealed)

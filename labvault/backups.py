@@ -1,7 +1,7 @@
 """The backup service: each step of creating a backup, as plain functions over a session.
 
 Steps are called in order by the create-backup flow (or by anything else): `start_backup`,
-`open_archive`, `snapshot_versions`, `copy_files`, `ArchiveWriter.seal`, `finish_backup`; a
+`open_archive`, `copy_files`, `snapshot_versions`, `ArchiveWriter.seal`, `finish_backup`; a
 failure after the row exists ends in `fail_backup`. The caller owns sessions and transactions.
 """
 
