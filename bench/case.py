@@ -36,7 +36,6 @@ def labvault_backup(database_url: str, files_url: str, backups_url: str, organiz
             backups.fail_backup(session, stale, "bench: left over from an interrupted run")
         sid = backups.start_backup(session, BackupRequest(organization, "bench", "", f"admin@{organization}"))
     progress = ProgressRecorder(sessions, sid)
-    started = time.perf_counter()
     with sessions() as session, backups.open_archive(session, archives, sid) as archive:
         backups.copy_files(session, sid, files, archive, progress)
         copied = time.perf_counter()
