@@ -1,6 +1,6 @@
 """`python -m bench [--scale N]`: labvault against the physical limit and its peers, in one run.
 
-Every case runs in a process of its own (wall time and that process's peak RSS), repeated, and
+Every case runs in a process of its own (wall time, CPU time and that process's peak RSS), repeated, and
 reported as the median; ratios compare cases measured in this same run. Writes the table to
 stdout and bench/results/latest.json. Needs PostgreSQL (LABVAULT_TEST_POSTGRES_URL or the local
 server), `zip`, and moto_server for the S3 rows.
@@ -35,7 +35,7 @@ POSTGRES = os.environ.get("LABVAULT_TEST_POSTGRES_URL",
 def measure(name: str, command: list[str], env: dict[str, str], repeat: int, nbytes: int | None,
             cwd: Path = ROOT) -> dict[str, Any]:
     """Run `command` `repeat` times, each from a fresh helper process so peak RSS is per run."""
-    walls, rsses, last = [], [], ""
+    walls, cpus, rsses, last = [], [], [], ""
     helper = [sys.executable, "-m", "bench.measure_one"]
     for _ in range(repeat):
         out = subprocess.run(helper + [json.dumps({"command": command, "cwd": str(cwd)})],
@@ -44,11 +44,12 @@ def measure(name: str, command: list[str], env: dict[str, str], repeat: int, nby
             raise RuntimeError(f"{name} failed: {out.stderr[-3000:]}")
         report = json.loads(out.stdout.strip().splitlines()[-1])
         walls.append(report["wall"])
+        cpus.append(report["cpu"])
         rsses.append(report["rss_mb"])
         last = report["stdout"]
     wall = statistics.median(walls)
-    row = {"case": name, "wall_s": round(wall, 3), "peak_rss_mb": round(max(rsses), 1),
-           "runs": repeat}
+    row = {"case": name, "wall_s": round(wall, 3), "cpu_s": round(statistics.median(cpus), 2),
+           "peak_rss_mb": round(max(rsses), 1), "runs": repeat}
     if nbytes:
         row["mb_per_s"] = round(nbytes / 1e6 / wall, 1)
     lines = [line for line in last.strip().splitlines() if line.startswith("{")]
@@ -56,7 +57,8 @@ def measure(name: str, command: list[str], env: dict[str, str], repeat: int, nby
         row["result"] = json.loads(lines[-1])
     speed = (f"{row['mb_per_s']:>8} MB/s" if "mb_per_s" in row else
              f"{row.get('result', {}).get('versions_per_second', 0):>8,.0f} v/s")
-    print(f"  {name:<44} {row['wall_s']:>8.2f} s  {speed}  {row['peak_rss_mb']:>7.1f} MB", flush=True)
+    print(f"  {name:<48} {row['wall_s']:>8.2f} s  {speed}  {row['cpu_s']:>6.2f} s CPU"
+          f"  {row['peak_rss_mb']:>7.1f} MB", flush=True)
     return row
 
 

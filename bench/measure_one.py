@@ -1,4 +1,5 @@
-"""Runs one command and reports its wall time and peak RSS (this helper's only child)."""
+"""Runs one command and reports its wall time, CPU time (user + system, its threads and children
+included) and peak RSS (this helper's only child)."""
 
 from __future__ import annotations
 
@@ -16,5 +17,6 @@ if __name__ == "__main__":
     if done.returncode:
         sys.stderr.write(done.stderr[-3000:])
         sys.exit(done.returncode)
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"wall": wall, "rss_mb": rss, "stdout": done.stdout}))
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(json.dumps({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
+                      "rss_mb": usage.ru_maxrss / 1024, "stdout": done.stdout}))
