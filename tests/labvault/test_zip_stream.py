@@ -133,3 +133,68 @@ def test_many_distinct_names_are_all_accepted(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="written twice"):
             writer.write_whole("n123456", b"")
         writer.abandon()
+
+
+def fragment(build) -> tuple[io.BytesIO, io.BytesIO, int]:  # type: ignore[no-untyped-def]
+    """Entries written by a writer of their own and detached: (their bytes, directory, count)."""
+    data, directory = io.BytesIO(), io.BytesIO()
+    writer = ZipStreamWriter(data, modified=MODIFIED, directory=directory)
+    build(writer)
+    writer.detach()
+    data.seek(0)
+    return data, directory, writer.entries
+
+
+def test_a_fragment_appended_between_entries_reads_back_whole(tmp_path: Path) -> None:
+    big = bytes(range(256)) * 20_000
+
+    def versions(writer: ZipStreamWriter) -> None:
+        for number in range(300):
+            writer.write_whole(f"org/versions/v{number:04d}.json", b'{"n": %d}' % number,
+                               method=DEFLATED, level=1)
+        writer.write_stream("org/versions/streamed-é.json", iter([big[:1000], big[1000:]]),
+                            zip64=True, method=DEFLATED)
+
+    data, directory, count = fragment(versions)
+
+    def build(writer: ZipStreamWriter) -> None:
+        writer.write_stream("org/u1_before.bin", iter([big]), zip64=False)
+        writer.append_fragment(data, directory, count)
+        writer.write_whole("org/after", b"after")
+
+    path = tmp_path / "joined.zip"
+    writer = write_zip(path, build)
+    assert writer.entries == 303
+    with zipfile.ZipFile(path) as zf:
+        assert zf.testzip() is None
+        names = zf.namelist()
+        assert names[0] == "org/u1_before.bin" and names[-1] == "org/after" and len(names) == 303
+        assert zf.read("org/versions/v0123.json") == b'{"n": 123}'
+        assert zf.read("org/versions/streamed-é.json") == big
+    unzip_test(path)
+
+
+def test_a_fragment_appended_past_4_gib_gets_zip64_offsets(tmp_path: Path) -> None:
+    data, directory, count = fragment(lambda w: w.write_whole("org/versions/v.json", b"{}"))
+    path = tmp_path / "far.zip"
+    with path.open("wb") as output:
+        writer = ZipStreamWriter(output, modified=MODIFIED)
+        writer.write_stream("org/u1_huge", iter([b"a"]), zip64=True)
+        output.seek(5 * 1024**3 - 1, io.SEEK_CUR)
+        output.write(b"\0")
+        writer.offset += 5 * 1024**3  # the skipped bytes stand for a huge entry's data
+        writer.append_fragment(data, directory, count)
+        writer.close()
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("org/versions/v.json")
+        assert info.header_offset > 5 * 1024**3
+        assert zf.read(info) == b"{}"
+
+
+def test_a_fragment_repeating_a_name_is_refused() -> None:
+    data, directory, count = fragment(lambda w: w.write_whole("org/a", b"from the fragment"))
+    writer = ZipStreamWriter(io.BytesIO(), modified=MODIFIED)
+    writer.write_whole("org/a", b"here first")
+    with pytest.raises(ValueError, match="'org/a' written twice"):
+        writer.append_fragment(data, directory, count)
+    writer.abandon()
