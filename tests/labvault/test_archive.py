@@ -118,3 +118,51 @@ def test_manifest_lines_are_uniform_json_whatever_the_entry_kind(storage: Fsspec
     for line in lines:
         assert line == json.dumps(json.loads(line), ensure_ascii=False, sort_keys=True)
     assert json.loads(lines[0])["path"] == 'org/versions/v"é\\1.json'
+
+
+def test_a_fragment_from_another_writer_joins_the_archive_and_its_manifest(storage: FsspecStorage,
+                                                                           tmp_path: Path) -> None:
+    from labvault.archive_rules import ArchiveLimits
+    from labvault.archive_scan import scan_archive
+    from labvault.verify import verify_archive
+
+    folder = tmp_path / "fragment"
+    folder.mkdir()
+    documents = {f"org/versions/v{n:03d}.json": {"sid": f"v{n:03d}", "data": {"n": n}} for n in range(50)}
+    with ArchiveWriter.fragment(folder, organization_sid="org", created=CREATED) as part:
+        for path, document in documents.items():
+            part.add_json(path, document)
+        fragment = part.detach()
+    assert (fragment.entries, fragment.versions, fragment.files) == (50, 50, 0)
+
+    blob = bytes(range(256)) * 9000
+    header = {"backup": {"sid": "bk"}, "organization": {"sid": "org"}}
+    with ArchiveWriter(storage.open_write("org/bk.zip"), key="org/bk.zip", manifest_header=header,
+                       organization_sid="org", created=CREATED) as archive:
+        archive.add_stream("org/u1_big.bin", io.BytesIO(blob), declared_size=len(blob), uid="u1")
+        archive.add_fragment(fragment)
+        sealed = archive.seal()
+    assert (sealed.versions, sealed.files) == (50, 1)
+    assert sealed.total_bytes == len(blob) + fragment.total_bytes
+
+    with storage.open_read("org/bk.zip") as source:
+        report = verify_archive(source, label="bk")
+    assert report.ok and report.entries == 52, report.problems
+    with storage.open_read("org/bk.zip") as source:  # still the one-pass layout, not a fallback
+        assert scan_archive(source, label="bk", limits=ArchiveLimits()) is not None
+    with zipfile.ZipFile(storage.url("org/bk.zip")) as zf:
+        manifest = json.loads(zf.read("org/manifest.json"))
+        assert [e["path"] for e in manifest["entries"]] == ["org/u1_big.bin", *documents]
+        assert manifest["counts"] == {"versions": 50, "files": 1}
+        for path, document in documents.items():
+            assert json.loads(zf.read(path)) == document
+
+
+def test_a_fragment_writer_that_fails_leaves_no_entries_file(tmp_path: Path) -> None:
+    folder = tmp_path / "fragment"
+    folder.mkdir()
+    with pytest.raises(RuntimeError, match="boom"):
+        with ArchiveWriter.fragment(folder, organization_sid="org", created=CREATED) as part:
+            part.add_json("org/versions/v1.json", {"sid": "v1"})
+            raise RuntimeError("boom")
+    assert not (folder / "entries").exists() and not (folder / "entries.partial").exists()
