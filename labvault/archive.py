@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import tempfile
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring
-from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO
 
 from labvault import __version__
 from labvault.json_codec import dump_sorted
 from labvault.safe_names import manifest_entry_name
-from labvault.storage import FsspecStorage, PendingWrite
+from labvault.storage import PendingWrite
 from labvault.zip_format import DEFLATED
 from labvault.zip_stream import ZipStreamWriter
 
@@ -34,8 +32,6 @@ FORMAT_VERSION = 1
 JSON_COMPRESS_LEVEL = 1
 MANIFEST_COMPRESS_LEVEL = 6
 COPY_BUFFER_BYTES = 1024 * 1024
-# What a fragment's folder holds: the entries' bytes, their directory records, manifest lines.
-FRAGMENT_DATA, FRAGMENT_DIRECTORY, FRAGMENT_MANIFEST_LINES = "entries", "directory", "manifest-lines"
 # A streamed entry's header must say ZIP64 up front; past this declared size we do so.
 ZIP64_DECLARED_SIZE = 1 << 31
 
@@ -75,17 +71,6 @@ def _hashed_inline(source: BinaryIO, digest: Any) -> Generator[bytes, None, None
 
 
 @dataclass(frozen=True)
-class Fragment:
-    """Entries written by a `fragment` writer (perhaps in another process) into `folder`."""
-
-    folder: str
-    entries: int
-    versions: int
-    files: int
-    total_bytes: int
-
-
-@dataclass(frozen=True)
 class SealedArchive:
     """What a finished archive is: counts and sizes equal to the manifest's and the zip's."""
 
@@ -105,20 +90,14 @@ class ArchiveWriter:
     """
 
     def __init__(self, sink: PendingWrite, *, key: str, manifest_header: dict[str, Any],
-                 organization_sid: str, created: datetime, fragment_folder: Path | None = None) -> None:
+                 organization_sid: str, created: datetime) -> None:
         self.key = key
         self._sink = sink
         self._stream = _GatheringSink(sink)
-        self._fragment_folder = fragment_folder
-        if fragment_folder is None:
-            directory: BinaryIO | None = None
-            self._entries: TextIO = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
-        else:
-            directory = (fragment_folder / FRAGMENT_DIRECTORY).open("w+b")
-            self._entries = (fragment_folder / FRAGMENT_MANIFEST_LINES).open("w+", encoding="utf-8")
-        self._zip = ZipStreamWriter(self._stream, modified=created, directory=directory)
+        self._zip = ZipStreamWriter(self._stream, modified=created)
         self._header = manifest_header
         self._manifest_path = manifest_entry_name(organization_sid)
+        self._entries = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
         # Reading the next chunk and hashing this one run beside the CRC and the write: all
         # three release the GIL, so a large file moves at the pace of the slowest, not the sum.
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="archive-read")
@@ -244,40 +223,6 @@ class ArchiveWriter:
         self._reader.shutdown()
         self._hasher.shutdown()
         self._entries.close()
-        if self._fragment_folder is not None:
-            self._zip.abandon()  # closes the directory file (its records stay in the folder)
-
-    @classmethod
-    def fragment(cls, folder: Path, *, organization_sid: str, created: datetime) -> "ArchiveWriter":
-        """A writer whose entries another writer will append (`add_fragment`): it may run in
-        another process, so everything it writes is in `folder`, which must be empty."""
-        sink = FsspecStorage(str(folder), setting="fragment folder").open_write(FRAGMENT_DATA)
-        return cls(sink, key="", manifest_header={}, organization_sid=organization_sid,
-                   created=created, fragment_folder=folder)
-
-    def detach(self) -> Fragment:
-        """End a `fragment` writer: its entries, directory records and manifest lines are
-        complete in its folder (no manifest, no central directory)."""
-        assert self._fragment_folder is not None, "only a writer made by ArchiveWriter.fragment detaches"
-        self._zip.detach()
-        self._stream.flush()
-        self._sink.commit()
-        self._entries.flush()
-        self._close()
-        return Fragment(str(self._fragment_folder), self._zip.entries, self.versions, self.files,
-                        self.total_bytes)
-
-    def add_fragment(self, fragment: Fragment) -> None:
-        """Append a detached fragment's entries, as if each had been added here."""
-        folder = Path(fragment.folder)
-        with (folder / FRAGMENT_DATA).open("rb") as data, \
-                (folder / FRAGMENT_DIRECTORY).open("rb") as directory:
-            self._zip.append_fragment(data, directory, fragment.entries)
-        with (folder / FRAGMENT_MANIFEST_LINES).open(encoding="utf-8") as lines:
-            shutil.copyfileobj(lines, self._entries)
-        self.versions += fragment.versions
-        self.files += fragment.files
-        self.total_bytes += fragment.total_bytes
 
     def __enter__(self) -> "ArchiveWriter":
         return self

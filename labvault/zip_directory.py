@@ -45,7 +45,6 @@ class DirectoryRecord:
     size: int
     header_offset: int
     external_attr: int
-    version_needed: int
 
 
 def _directory_location(source: BinaryIO) -> tuple[int, int, int]:
@@ -100,12 +99,6 @@ def directory_records(source: BinaryIO) -> Iterator[DirectoryRecord]:
     """Every central-directory record in order; raises `NotAZipError` on a malformed one."""
     entries, size, offset = _directory_location(source)
     source.seek(offset)
-    return records_from(source, entries, size)
-
-
-def records_from(source: BinaryIO, entries: int, size: int) -> Iterator[DirectoryRecord]:
-    """`entries` central-directory records, `size` bytes in all, read from where `source` stands
-    (a zip's directory, or the records a writer spilled for a fragment)."""
     buffer = b""
     position = 0
     remaining = size
@@ -133,5 +126,4 @@ def records_from(source: BinaryIO, entries: int, size: int) -> Iterator[Director
         take(comment_length)
         sizes = _widen([fields[9], fields[8], fields[16]], extra)
         name = raw_name.decode("utf-8" if flags & FLAG_UTF8 else "cp437")
-        yield DirectoryRecord(name, flags, method, crc, sizes[1], sizes[0], sizes[2], fields[15],
-                              fields[2])
+        yield DirectoryRecord(name, flags, method, crc, sizes[1], sizes[0], sizes[2], fields[15])

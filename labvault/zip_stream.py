@@ -16,9 +16,8 @@ import zlib
 from array import array
 from collections.abc import Iterable
 from datetime import datetime
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
-from labvault.zip_directory import records_from
 from labvault.zip_format import (
     CENTRAL,
     CENTRAL_SIGNATURE,
@@ -104,12 +103,10 @@ class ZipStreamWriter:
     writer is abandoned, never closed, so no central directory makes a half archive look whole.
     """
 
-    def __init__(self, output: Output, *, modified: datetime,
-                 directory: BinaryIO | None = None) -> None:
+    def __init__(self, output: Output, *, modified: datetime) -> None:
         self._output = output
         self._date, self._time = dos_date_time(modified)
-        # where directory records are spilled: a temporary file, or the caller's for a fragment
-        self._directory = directory if directory is not None else tempfile.TemporaryFile()
+        self._directory = tempfile.TemporaryFile()
         self._names = NameHashes()
         self.offset = 0
         self.entries = 0
@@ -210,26 +207,6 @@ class ZipStreamWriter:
             flags, method, self._time, self._date, crc, compressed, size, len(encoded),
             len(extra), 0, 0, 0, _REGULAR_FILE, header_offset) + encoded + extra)
         self.entries += 1
-
-    def detach(self) -> None:
-        """End as a fragment, without a central directory: the entries' bytes are in the output,
-        their directory records (offsets counted from this writer's first byte) in the
-        `directory` file given at construction, for another writer's `append_fragment`."""
-        self._directory.flush()
-
-    def append_fragment(self, data: BinaryIO, directory: BinaryIO, entries: int) -> None:
-        """Append the entries of a detached writer: their bytes as they are, their directory
-        records moved to where the bytes now start (ZIP64 fields added where an offset passes
-        4 GiB). Every name is claimed here as if written here, so duplicates are still refused."""
-        base = self.offset
-        while block := data.read(_SPILL_COPY_BYTES):
-            self._write(block)
-        size = directory.seek(0, 2)
-        directory.seek(0)
-        for record in records_from(directory, entries, size):
-            self._record(self._claim(record.name), record.flags, record.method, record.crc,
-                         record.compressed, record.size, base + record.header_offset,
-                         zip64=record.version_needed >= _VERSION_ZIP64)
 
     def close(self) -> None:
         """Copy the central directory to the output and end the archive."""
