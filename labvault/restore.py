@@ -1,29 +1,34 @@
 """Restoring an archive into a database and a files store: verified first, all or nothing.
 
 Pass one verifies the whole archive (structure, manifest, every byte); nothing is written unless
-it passes. Pass two writes rows in one transaction and blobs under their storage keys, checking
+it passes. Pass two checks every target key from the manifest, then writes rows in one
+transaction and blobs under their storage keys, entry by entry in the archive's order, checking
 every byte again as it streams; any failure rolls the rows back and removes the blobs it wrote.
-Nothing is ever written by an entry's name, so no entry can land outside the target.
+Nothing is ever written by an entry's name, so no entry can land outside the target. Archives in
+labvault's layout are read with memory flat in their number of entries (`archive_scan`); others
+through `zipfile` (`verify.ArchiveReader`), which holds their directory and manifest.
 """
 
 from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from labvault.archive_scan import open_laid_out
 from labvault.errors import InvalidInputError, LabvaultError
 from labvault.models import File, Organization, Record, Version
 from labvault.storage import Storage, check_key
-from labvault.verify import ArchiveLimits, ArchiveReader
+from labvault.verify import ArchiveLimits, ArchiveReader, verify_archive
 
 FLUSH_EVERY = 1000
+SAMPLE_IDS = 10_000  # version sids and file uids looked up to tell a non-empty target
 
 
 class MergePolicy(str, enum.Enum):
@@ -50,34 +55,54 @@ def _refused(report_problems: list[str], label: str) -> InvalidInputError:
     return InvalidInputError(f"archive {label} failed verification: {shown}{more}; nothing was restored")
 
 
-def _file_plan(reader: ArchiveReader, organization: str) -> list[dict[str, Any]]:
-    """File entries with the storage key each goes to, every key checked before any write."""
-    plan = []
-    for path, entry in reader.entries.items():
+class _Entries(Protocol):
+    """An archive opened for restore: its manifest and its entries with their checked bytes."""
+
+    manifest: dict[str, Any]
+
+    def manifest_entries(self) -> Iterator[dict[str, Any]]: ...
+    def entries_with_bytes(self) -> Iterator[tuple[dict[str, Any], Iterator[bytes]]]: ...
+    def close(self) -> None: ...
+
+
+def _storage_key(entry: dict[str, Any], organization: str) -> str:
+    """Where a file entry's blob goes; checked before any write."""
+    key = entry.get("storage_key") or f"{organization}/{entry.get('uid')}"
+    try:
+        check_key(key)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"entry {entry.get('path')!r}: {exc}; nothing was restored") from exc
+    if not entry.get("uid") or not isinstance(entry.get("original_name"), str):
+        raise InvalidInputError(f"entry {entry.get('path')!r} has no uid or original name in the manifest")
+    return key
+
+
+def _check_plan(archive: _Entries, session: Session, files_storage: Storage, organization: str,
+                *, must_be_free: bool) -> None:
+    """Every file's target key is valid and (unless merging) the target holds none of what
+    the archive would write. Streams the manifest: nothing of it is kept."""
+    taken: list[str] = []
+    if must_be_free and session.get(Organization, organization) is not None:
+        taken.append(f"organization {organization!r}")
+    versions: list[str] = []
+    uids: list[str] = []
+    blob_taken = False
+    for entry in archive.manifest_entries():
+        if entry.get("kind") == "version" and len(versions) < SAMPLE_IDS:
+            versions.append(entry["path"].rsplit("/", 1)[-1].removesuffix(".json"))
         if entry.get("kind") != "file":
             continue
-        key = entry.get("storage_key") or f"{organization}/{entry.get('uid')}"
-        try:
-            check_key(key)
-        except InvalidInputError as exc:
-            raise InvalidInputError(f"entry {path!r}: {exc}; nothing was restored") from exc
-        if not entry.get("uid") or not isinstance(entry.get("original_name"), str):
-            raise InvalidInputError(f"entry {path!r} has no uid or original name in the manifest")
-        plan.append({**entry, "storage_key": key})
-    return plan
-
-
-def _check_target_is_free(session: Session, files_storage: Storage, organization: str,
-                          versions: list[str], files: list[dict[str, Any]]) -> None:
-    taken = []
-    if session.get(Organization, organization) is not None:
-        taken.append(f"organization {organization!r}")
-    if versions and session.scalar(select(Version.sid).where(Version.sid.in_(versions[:10000])).limit(1)):
+        key = _storage_key(entry, organization)
+        if len(uids) < SAMPLE_IDS:
+            uids.append(entry["uid"])
+        blob_taken = blob_taken or (must_be_free and files_storage.exists(key))
+    if not must_be_free:
+        return
+    if versions and session.scalar(select(Version.sid).where(Version.sid.in_(versions)).limit(1)):
         taken.append("versions with the same sids")
-    uids = [f["uid"] for f in files]
-    if uids and session.scalar(select(File.uid).where(File.uid.in_(uids[:10000])).limit(1)):
+    if uids and session.scalar(select(File.uid).where(File.uid.in_(uids)).limit(1)):
         taken.append("files with the same uids")
-    if any(files_storage.exists(f["storage_key"]) for f in files):
+    if blob_taken:
         taken.append("blobs under the same storage keys")
     if taken:
         raise InvalidInputError(
@@ -100,23 +125,25 @@ def _version_row(document: dict[str, Any], organization: str) -> Version:
 class _Restorer:
     """Pass two: rows into one session, blobs into the files store, undone on failure."""
 
-    def __init__(self, session: Session, files_storage: Storage, reader: ArchiveReader,
+    def __init__(self, session: Session, files_storage: Storage, manifest: dict[str, Any],
                  report: RestoreReport, merge: MergePolicy | None) -> None:
         self.session = session
         self.files_storage = files_storage
-        self.reader = reader
+        self.manifest = manifest
         self.report = report
         self.merge = merge
-        self.records: set[str] = set(session.scalars(select(Record.sid)))
+        self.records: set[str] = set(session.scalars(
+            select(Record.sid).where(Record.organization_sid == report.organization_sid)))
         self.written_keys: list[str] = []
 
     def _ensure_record(self, sid: str | None) -> None:
         if sid is None or sid in self.records:
             return
-        self.session.add(Record(sid=sid, organization_sid=self.report.organization_sid, name=sid))
-        self.session.flush()
+        if self.session.get(Record, sid) is None:
+            self.session.add(Record(sid=sid, organization_sid=self.report.organization_sid, name=sid))
+            self.session.flush()
+            self.report.records += 1
         self.records.add(sid)
-        self.report.records += 1
 
     def _keep_existing(self, model: type, key: Any) -> bool:
         existing = self.session.get(model, key)
@@ -129,48 +156,67 @@ class _Restorer:
         self.session.flush()
         return False
 
-    def versions(self) -> None:
-        organization = self.report.organization_sid
-        for path, entry in self.reader.entries.items():
-            if entry.get("kind") != "version":
-                continue
-            document = json.loads(b"".join(self.reader.chunks(path)))
-            row = _version_row(document, organization)
-            if self._keep_existing(Version, row.sid):
-                continue
-            self._ensure_record(row.record_sid)
-            self.session.add(row)
-            self.report.versions += 1
-            if self.report.versions % FLUSH_EVERY == 0:
-                self.session.flush()
+    def entry(self, entry: dict[str, Any], chunks: Iterator[bytes]) -> None:
+        """One entry of the archive, whichever its kind."""
+        if entry.get("kind") == "version":
+            self.version(b"".join(chunks))
+        elif entry.get("kind") == "file":
+            self.file(entry, chunks)
+        else:
+            raise InvalidInputError(f"entry {entry.get('path')!r} is of unknown kind {entry.get('kind')!r}")
 
-    def files(self, plan: list[dict[str, Any]]) -> None:
-        for entry in plan:
-            if self._keep_existing(File, entry["uid"]):
-                continue
-            pending = self.files_storage.open_write(entry["storage_key"], entry["size"])
-            try:
-                for chunk in self.reader.chunks(entry["path"]):
-                    pending.write(chunk)
-            except BaseException:
-                pending.abort()
-                raise
-            pending.commit()
-            self.written_keys.append(entry["storage_key"])
-            self._ensure_record(entry.get("record_sid"))
-            self.session.add(File(
-                uid=entry["uid"], organization_sid=self.report.organization_sid,
-                record_sid=entry.get("record_sid"), name=entry["original_name"], size=entry["size"],
-                content_type=entry.get("content_type"), storage_key=entry["storage_key"],
-                created_at=datetime.fromisoformat(entry["created_at"]) if entry.get("created_at")
-                else datetime.fromisoformat(self.reader.manifest["created"]),
-            ))
-            self.report.files += 1
-            self.report.bytes += entry["size"]
+    def version(self, data: bytes) -> None:
+        row = _version_row(json.loads(data), self.report.organization_sid)
+        if self._keep_existing(Version, row.sid):
+            return
+        self._ensure_record(row.record_sid)
+        self.session.add(row)
+        self.report.versions += 1
+        if self.report.versions % FLUSH_EVERY == 0:
+            self.session.flush()
+
+    def file(self, entry: dict[str, Any], chunks: Iterator[bytes]) -> None:
+        key = _storage_key(entry, self.report.organization_sid)
+        if self._keep_existing(File, entry["uid"]):
+            for _ in chunks:  # read anyway: the archive is checked to its end
+                pass
+            return
+        pending = self.files_storage.open_write(key, entry["size"])
+        try:
+            for chunk in chunks:
+                pending.write(chunk)
+        except BaseException:
+            pending.abort()
+            raise
+        pending.commit()
+        self.written_keys.append(key)
+        self._ensure_record(entry.get("record_sid"))
+        self.session.add(File(
+            uid=entry["uid"], organization_sid=self.report.organization_sid,
+            record_sid=entry.get("record_sid"), name=entry["original_name"], size=entry["size"],
+            content_type=entry.get("content_type"), storage_key=key,
+            created_at=datetime.fromisoformat(entry["created_at"]) if entry.get("created_at")
+            else datetime.fromisoformat(self.manifest["created"]),
+        ))
+        self.report.files += 1
+        self.report.bytes += entry["size"]
 
     def undo_blobs(self) -> None:
         for key in self.written_keys:
             self.files_storage.delete(key)
+
+
+def _open_entries(source: BinaryIO, label: str, limits: ArchiveLimits) -> _Entries:
+    """The archive for pass two: read in one pass if laid out as labvault writes, else by zipfile."""
+    laid_out = open_laid_out(source, label=label, limits=limits)
+    if laid_out is not None:
+        return laid_out
+    source.seek(0)
+    reader = ArchiveReader(source, label=label, limits=limits)
+    if not reader.report.ok:
+        reader.close()
+        raise _refused(reader.report.problems, label)  # it changed between the passes
+    return reader
 
 
 def restore_archive(open_source: Callable[[], BinaryIO], *, label: str, session: Session,
@@ -182,9 +228,7 @@ def restore_archive(open_source: Callable[[], BinaryIO], *, label: str, session:
     `open_source` is called once per pass (the archive is read twice: verify, then write).
     """
     with open_source() as source:
-        reader = ArchiveReader(source, label=label, limits=limits)
-        verified = reader.verify_contents()
-        reader.close()
+        verified = verify_archive(source, label=label, limits=limits)
     if not verified.ok:
         raise _refused(verified.problems, label)
     organization = verified.organization_sid or ""
@@ -192,31 +236,26 @@ def restore_archive(open_source: Callable[[], BinaryIO], *, label: str, session:
         raise InvalidInputError(f"archive {label} holds organization {organization!r}, "
                                 f"not {organization_sid!r}; nothing was restored")
     with open_source() as source:
-        reader = ArchiveReader(source, label=label, limits=limits)
+        archive = _open_entries(source, label, limits or ArchiveLimits())
         try:
-            if not reader.report.ok:
-                raise _refused(reader.report.problems, label)  # it changed between the passes
-            plan = _file_plan(reader, organization)
-            versions = [e["path"].rsplit("/", 1)[-1].removesuffix(".json")
-                        for e in reader.entries.values() if e.get("kind") == "version"]
-            if merge is None:
-                _check_target_is_free(session, files_storage, organization, versions, plan)
+            _check_plan(archive, session, files_storage, organization, must_be_free=merge is None)
             report = RestoreReport(source=label, organization_sid=organization)
-            restorer = _Restorer(session, files_storage, reader, report, merge)
+            restorer = _Restorer(session, files_storage, archive.manifest, report, merge)
             try:
                 if session.get(Organization, organization) is None:
-                    name = (reader.manifest.get("organization") or {}).get("name") or organization
+                    name = (archive.manifest.get("organization") or {}).get("name") or organization
                     session.add(Organization(sid=organization, name=name))
                     session.flush()
-                restorer.versions()
-                restorer.files(plan)
+                for entry, chunks in archive.entries_with_bytes():
+                    restorer.entry(entry, chunks)
                 session.commit()
             except BaseException as exc:
                 session.rollback()
                 restorer.undo_blobs()
                 if isinstance(exc, ValueError) and not isinstance(exc, LabvaultError):
-                    raise InvalidInputError(f"{exc}; nothing was restored") from exc
+                    raise InvalidInputError(f"archive {label} changed since it was verified: {exc}; "
+                                            "nothing was restored") from exc
                 raise
             return report
         finally:
-            reader.close()
+            archive.close()

@@ -135,6 +135,15 @@ class ArchiveReader:
         if digest.hexdigest() != expected.get("sha256"):
             raise ValueError(f"entry {path!r}: SHA-256 differs from the manifest")
 
+    def manifest_entries(self) -> Iterator[dict[str, Any]]:
+        """The manifest's entries, in its order."""
+        return iter(self.entries.values())
+
+    def entries_with_bytes(self) -> Iterator[tuple[dict[str, Any], Iterator[bytes]]]:
+        """Each entry in manifest order with its bytes, checked as they stream (`chunks`)."""
+        for path, entry in self.entries.items():
+            yield entry, self.chunks(path)
+
     def verify_contents(self) -> VerifyReport:
         """Read every entry once; each one that disagrees with the manifest is a problem."""
         if self._zip is None or self.report.problems:

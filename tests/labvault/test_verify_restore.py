@@ -219,3 +219,41 @@ def test_a_stored_archive_that_fails_verification_is_removed(archive: Path, back
     with pytest.raises(backups.PermanentError, match="failed verification after writing"):
         backups.verify_stored_archive(backups_storage, key)
     assert not archive.exists()
+
+
+def restored_counts(url: str) -> tuple[int, int, int]:
+    with session_factory(url)() as session:
+        return tuple(session.scalar(select(func.count()).select_from(model))  # type: ignore[return-value]
+                     for model in (Organization, Version, File))
+
+
+def test_an_archive_rezipped_in_another_order_restores_the_same(archive: Path, organization, target, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Not laid out as labvault writes (the manifest first, entries reversed): still verified and
+    restored, through the reader that holds the directory."""
+    reordered = tmp_path / "reordered.zip"
+    with zipfile.ZipFile(archive) as old, zipfile.ZipFile(reordered, "w") as new:
+        for info in reversed(old.infolist()):
+            new.writestr(info, old.read(info))
+    url, files, _root = target
+    with session_factory(url)() as session:
+        report = restore_archive(open_path(reordered), label="r", session=session, files_storage=files)
+    assert (report.versions, report.files) == (len(organization.versions), len(organization.files))
+    assert restored_counts(url) == (1, len(organization.versions), len(organization.files))
+
+
+def test_an_archive_changed_after_verification_is_refused_and_nothing_stays(archive: Path, target, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Restore reads the archive twice; if its bytes change in between (a flipped bit in the
+    last entry, found only after everything before it was written), every row and blob goes."""
+    with zipfile.ZipFile(archive) as zf:
+        last = zf.infolist()[-2]  # the last entry before the manifest
+        assert last.compress_type == zipfile.ZIP_DEFLATED or last.file_size > 0
+    data = bytearray(archive.read_bytes())
+    data[last.header_offset + 30 + len(last.filename.encode()) + last.compress_size // 2] ^= 0x01
+    changed = tmp_path / "changed.zip"
+    changed.write_bytes(bytes(data))
+    reads = iter([archive, changed])
+    url, files, root = target
+    with session_factory(url)() as session, pytest.raises(InvalidInputError, match="changed since it was verified"):
+        restore_archive(lambda: next(reads).open("rb"), label="c", session=session, files_storage=files)
+    assert restored_counts(url) == (0, 0, 0)
+    assert not any(path.is_file() for path in (root / "files").rglob("*"))
