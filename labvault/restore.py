@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from labvault.archive_scan import open_laid_out
@@ -27,7 +27,7 @@ from labvault.models import File, Organization, Record, Version
 from labvault.storage import Storage, check_key
 from labvault.verify import ArchiveLimits, ArchiveReader, verify_archive
 
-FLUSH_EVERY = 1000
+INSERT_BATCH = 1000  # versions per INSERT
 SAMPLE_IDS = 10_000  # version sids and file uids looked up to tell a non-empty target
 
 
@@ -111,13 +111,13 @@ def _check_plan(archive: _Entries, session: Session, files_storage: Storage, org
         )
 
 
-def _version_row(document: dict[str, Any], organization: str) -> Version:
+def _version_values(document: dict[str, Any], organization: str) -> dict[str, Any]:
+    """A version document as the row to insert; a malformed one is refused by its sid."""
     try:
-        return Version(sid=document["sid"], record_sid=document["record_sid"],
-                       organization_sid=organization, number=int(document["number"]),
-                       data=document["data"],
-                       created_at=datetime.fromisoformat(document["created_at"]),
-                       created_by=document.get("created_by"))
+        return {"sid": document["sid"], "record_sid": document["record_sid"],
+                "organization_sid": organization, "number": int(document["number"]),
+                "data": document["data"], "created_at": datetime.fromisoformat(document["created_at"]),
+                "created_by": document.get("created_by")}
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInputError(f"version document {document.get('sid')!r} is malformed: {exc}") from exc
 
@@ -135,15 +135,7 @@ class _Restorer:
         self.records: set[str] = set(session.scalars(
             select(Record.sid).where(Record.organization_sid == report.organization_sid)))
         self.written_keys: list[str] = []
-
-    def _ensure_record(self, sid: str | None) -> None:
-        if sid is None or sid in self.records:
-            return
-        if self.session.get(Record, sid) is None:
-            self.session.add(Record(sid=sid, organization_sid=self.report.organization_sid, name=sid))
-            self.session.flush()
-            self.report.records += 1
-        self.records.add(sid)
+        self.pending_versions: list[dict[str, Any]] = []
 
     def _keep_existing(self, model: type, key: Any) -> bool:
         existing = self.session.get(model, key)
@@ -159,21 +151,49 @@ class _Restorer:
     def entry(self, entry: dict[str, Any], chunks: Iterator[bytes]) -> None:
         """One entry of the archive, whichever its kind."""
         if entry.get("kind") == "version":
-            self.version(b"".join(chunks))
+            self.version(entry["path"], b"".join(chunks))
         elif entry.get("kind") == "file":
             self.file(entry, chunks)
         else:
             raise InvalidInputError(f"entry {entry.get('path')!r} is of unknown kind {entry.get('kind')!r}")
 
-    def version(self, data: bytes) -> None:
-        row = _version_row(json.loads(data), self.report.organization_sid)
-        if self._keep_existing(Version, row.sid):
+    def version(self, path: str, data: bytes) -> None:
+        values = _version_values(json.loads(data), self.report.organization_sid)
+        if path.rsplit("/", 1)[-1] != f"{values['sid']}.json":
+            raise InvalidInputError(f"version document {path!r} names another sid, {values['sid']!r}")
+        self.pending_versions.append(values)
+        if len(self.pending_versions) >= INSERT_BATCH:
+            self.insert_versions()
+
+    def insert_versions(self) -> None:
+        """The versions read so far, inserted in one statement: one by one through the ORM,
+        restore ran at about 4,000 versions/s. Versions the target already has are kept
+        (`--merge skip`) or replaced, as one by one."""
+        rows, self.pending_versions = self.pending_versions, []
+        if not rows:
             return
-        self._ensure_record(row.record_sid)
-        self.session.add(row)
-        self.report.versions += 1
-        if self.report.versions % FLUSH_EVERY == 0:
-            self.session.flush()
+        sids = [row["sid"] for row in rows]
+        existing = set(self.session.scalars(select(Version.sid).where(Version.sid.in_(sids))))
+        if existing and self.merge is MergePolicy.SKIP:
+            self.report.skipped += len(existing)
+            rows = [row for row in rows if row["sid"] not in existing]
+        elif existing:
+            self.session.execute(delete(Version).where(Version.sid.in_(existing)))
+        self._ensure_records({row["record_sid"] for row in rows})
+        if rows:
+            self.session.execute(insert(Version), rows)
+        self.report.versions += len(rows)
+
+    def _ensure_records(self, sids: set[str]) -> None:
+        missing = sids - self.records
+        if missing:
+            missing -= set(self.session.scalars(select(Record.sid).where(Record.sid.in_(missing))))
+        if missing:
+            organization = self.report.organization_sid
+            self.session.execute(insert(Record), [{"sid": sid, "organization_sid": organization, "name": sid}
+                                                  for sid in sorted(missing)])
+            self.report.records += len(missing)
+        self.records |= sids
 
     def file(self, entry: dict[str, Any], chunks: Iterator[bytes]) -> None:
         key = _storage_key(entry, self.report.organization_sid)
@@ -190,7 +210,8 @@ class _Restorer:
             raise
         pending.commit()
         self.written_keys.append(key)
-        self._ensure_record(entry.get("record_sid"))
+        if entry.get("record_sid"):
+            self._ensure_records({entry["record_sid"]})
         self.session.add(File(
             uid=entry["uid"], organization_sid=self.report.organization_sid,
             record_sid=entry.get("record_sid"), name=entry["original_name"], size=entry["size"],
@@ -248,6 +269,7 @@ def restore_archive(open_source: Callable[[], BinaryIO], *, label: str, session:
                     session.flush()
                 for entry, chunks in archive.entries_with_bytes():
                     restorer.entry(entry, chunks)
+                restorer.insert_versions()
                 session.commit()
             except BaseException as exc:
                 session.rollback()
