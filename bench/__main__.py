@@ -139,6 +139,9 @@ def main() -> None:
     rows.append(measure(f"D snapshot + verify {largest} versions", case(
         "snapshot", database_url=postgres_url, organization=f"bench-{largest}", out=f"{work}/snapshots",
         verify=True), env, 1, None))
+    rows.append(measure(f"D restore {largest} versions (into SQLite)", case(
+        "restore", database_url=postgres_url, organization=f"bench-{largest}", out=f"{work}/restores"),
+        env, 1, None))
     if "s3" not in skip:
         print("E. both stores on the local S3 endpoint (moto_server)", flush=True)
         rows += s3_rows(work, env, files_root, sqlite_url, tree_bytes, repeat)
@@ -229,6 +232,10 @@ def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append({"goal": f"peak RSS {low:,} vs {high:,} versions differ < 50 MB",
                     "measured": f"{growth:.0f} MB", "met": growth < 50})
     for row in rows:
+        if row["case"].startswith("D restore"):
+            out.append({"goal": f"restore of {row['result']['versions']:,} versions (backup made first), peak RSS",
+                        "measured": f"{row['peak_rss_mb']:.0f} MB at {row['result']['versions_per_second']:,.0f} "
+                                    "versions/s", "met": None})
         if row["case"].startswith("D snapshot + verify"):
             out.append({"goal": f"{row['result']['versions']:,}-version snapshot + read-back verification, peak RSS < 300 MB",
                         "measured": f"{row['peak_rss_mb']:.0f} MB", "met": row["peak_rss_mb"] < 300})

@@ -48,34 +48,63 @@ def labvault_backup(database_url: str, files_url: str, backups_url: str, organiz
     return {"bytes": sealed.size, "versions": versions, "snapshot_seconds": snapshot_seconds}
 
 
-def snapshot_only(database_url: str, organization: str, out: str, verify: bool = False) -> dict[str, Any]:
-    """Only the versions snapshot, into a local archive that is then dropped; with `verify`,
-    the archive is sealed and read back as the flow does after a backup."""
+def versions_archive(database_url: str, organization: str, storage: Any) -> tuple[str, int, float]:
+    """A backup of the organization's versions alone, sealed in `storage`:
+    (its key, the number of versions, the seconds the snapshot took)."""
     from labvault import backups
     from labvault.backups import BackupRequest, ProgressRecorder
     from labvault.database import session_factory
-    from labvault.storage import FsspecStorage
 
     sessions = session_factory(database_url)
-    storage = FsspecStorage(out)
     with sessions() as session:
         sid = backups.start_backup(session, BackupRequest(organization, "bench", "", f"admin@{organization}"))
     started = time.perf_counter()
-    result: dict[str, Any] = {}
     with sessions() as session, backups.open_archive(session, storage, sid) as archive:
         count = backups.snapshot_versions(session, sid, archive, ProgressRecorder(sessions, sid))
         seconds = time.perf_counter() - started
-        if verify:
-            sealed = archive.seal()
-            started = time.perf_counter()
-            report = backups.verify_stored_archive(storage, sealed.key)
-            result = {"verify_seconds": time.perf_counter() - started, "verified_entries": report.entries}
-            storage.delete(sealed.key)
-        else:
-            archive.abort()
+        sealed = archive.seal()
     with sessions() as session:
-        backups.fail_backup(session, sid, "bench: snapshot only")
+        backups.fail_backup(session, sid, "bench: versions only")
+    return sealed.key, count, seconds
+
+
+def snapshot_only(database_url: str, organization: str, out: str, verify: bool = False) -> dict[str, Any]:
+    """Only the versions snapshot, into a local archive that is then dropped; with `verify`,
+    the archive is read back as the flow does after a backup."""
+    from labvault.backups import verify_stored_archive
+    from labvault.storage import FsspecStorage
+
+    storage = FsspecStorage(out)
+    key, count, seconds = versions_archive(database_url, organization, storage)
+    result: dict[str, Any] = {}
+    if verify:
+        started = time.perf_counter()
+        report = verify_stored_archive(storage, key)
+        result = {"verify_seconds": time.perf_counter() - started, "verified_entries": report.entries}
+    storage.delete(key)
     return {"versions": count, "versions_per_second": count / seconds, **result}
+
+
+def restore_only(database_url: str, organization: str, out: str) -> dict[str, Any]:
+    """A backup of the organization's versions (not timed), then restored into an empty
+    SQLite database, as `labvault restore` does: verified first, then written."""
+    from labvault.database import session_factory, upgrade_schema
+    from labvault.restore import restore_archive
+    from labvault.storage import FsspecStorage
+
+    storage = FsspecStorage(out)
+    key, _, _ = versions_archive(database_url, organization, storage)
+    target = Path(out) / "restored.db"
+    target.unlink(missing_ok=True)
+    upgrade_schema(f"sqlite:///{target}")
+    started = time.perf_counter()
+    with session_factory(f"sqlite:///{target}")() as session:
+        report = restore_archive(lambda: storage.open_read(key), label=key, session=session,
+                                 files_storage=FsspecStorage(str(Path(out) / "restored-files")))
+    seconds = time.perf_counter() - started
+    storage.delete(key)
+    target.unlink()
+    return {"versions": report.versions, "versions_per_second": report.versions / seconds}
 
 
 def hash_all(tree: str) -> dict[str, Any]:
@@ -120,7 +149,7 @@ def boto3_upload(path: str, bucket: str) -> dict[str, Any]:
     return {"bytes": os.path.getsize(path)}
 
 
-CASES = {"labvault": labvault_backup, "snapshot": snapshot_only, "hash": hash_all,
+CASES = {"labvault": labvault_backup, "snapshot": snapshot_only, "restore": restore_only, "hash": hash_all,
          "naive": naive_zip, "boto3": boto3_upload}
 
 if __name__ == "__main__":
