@@ -158,7 +158,11 @@ class _Restorer:
             raise InvalidInputError(f"entry {entry.get('path')!r} is of unknown kind {entry.get('kind')!r}")
 
     def version(self, path: str, data: bytes) -> None:
-        values = _version_values(json.loads(data), self.report.organization_sid)
+        try:
+            document = json.loads(data)
+        except ValueError as exc:
+            raise InvalidInputError(f"version document {path!r} is not JSON: {exc}") from exc
+        values = _version_values(document, self.report.organization_sid)
         if path.rsplit("/", 1)[-1] != f"{values['sid']}.json":
             raise InvalidInputError(f"version document {path!r} names another sid, {values['sid']!r}")
         self.pending_versions.append(values)

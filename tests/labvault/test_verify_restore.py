@@ -259,11 +259,16 @@ def test_an_archive_changed_after_verification_is_refused_and_nothing_stays(arch
     assert not any(path.is_file() for path in (root / "files").rglob("*"))
 
 
-def test_a_version_document_naming_another_sid_is_refused(target, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """Two documents claiming one sid would make one overwrite the other: refused by name."""
-    document = {"sid": "v1", "record_sid": "r1", "number": 1, "created_at": "2026-01-01T00:00:00+00:00",
-                "created_by": "a@b", "data": {}}
-    entries = [(f"org-h/versions/{sid}.json", json.dumps(document).encode()) for sid in ("v1", "v2")]
+VERSION = {"sid": "v1", "record_sid": "r1", "number": 1, "created_at": "2026-01-01T00:00:00+00:00",
+           "created_by": "a@b", "data": {}}
+
+
+@pytest.mark.parametrize(("second", "message"), [
+    (json.dumps(VERSION).encode(), "names another sid, 'v1'"),  # would overwrite the first
+    (b'{"sid": "v2", ', "'org-h/versions/v2.json' is not JSON"),
+])
+def test_a_bad_version_document_is_refused_by_its_path(second: bytes, message: str, target, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    entries = [("org-h/versions/v1.json", json.dumps(VERSION).encode()), ("org-h/versions/v2.json", second)]
     manifest = {"format_version": 1, "organization": {"sid": "org-h", "name": "H"},
                 "backup": {"sid": "bk-h"}, "created": "2026-01-01T00:00:00+00:00",
                 "counts": {"versions": 2, "files": 0}, "total_bytes": sum(len(d) for _, d in entries),
@@ -275,6 +280,6 @@ def test_a_version_document_naming_another_sid_is_refused(target, tmp_path: Path
             zf.writestr(name, data)
         zf.writestr("org-h/manifest.json", json.dumps(manifest))
     url, files, _root = target
-    with session_factory(url)() as session, pytest.raises(InvalidInputError, match="names another sid, 'v1'"):
+    with session_factory(url)() as session, pytest.raises(InvalidInputError, match=message):
         restore_archive(open_path(path), label="two", session=session, files_storage=files)
     assert restored_counts(url) == (0, 0, 0)
