@@ -39,7 +39,8 @@ _ENTRIES_END = b"  ]"
 
 
 class _Unexpected(ValueError):
-    """Not as labvault writes archives, or wrong: the full check takes over."""
+    """Not as labvault writes archives, or wrong: verification falls back to the full check,
+    restore (which verified first) refuses the archive as changed."""
 
 
 _GIVE_UP = (_Unexpected, NotAZipError, zlib.error, struct.error, ValueError, KeyError, IndexError,
@@ -74,7 +75,8 @@ def _fold(digest: Any, name: str, size: int, crc: int) -> None:
 
 class LaidOutArchive:
     """An archive in labvault's layout whose directory and manifest passed the rules; its
-    entries are then read in order (`entries`). Close it to drop the spilled manifest lines."""
+    entries are then read in order (`entries_with_bytes`). Close it to drop the spilled manifest
+    lines."""
 
     def __init__(self, source: BinaryIO, label: str, limits: ArchiveLimits) -> None:
         self.source = source
