@@ -42,7 +42,8 @@ from labvault.verify import VerifyReport, verify_archive
 NAME_MAX_CHARS = 255
 DESCRIPTION_MAX_CHARS = 5000
 OPEN_ATTEMPTS = 3
-OPEN_AHEAD = 4  # files being opened while one is copied
+OPEN_AHEAD = 4  # files being opened while one is copied,
+OPEN_AHEAD_BYTES = 64 * 1024 * 1024  # when no more than this is to be copied before each
 
 
 @dataclass(frozen=True)
@@ -332,7 +333,8 @@ def copy_files(session: Session, sid: str, files_storage: Storage, archive: Arch
         .execution_options(yield_per=1000)
     )
     before = archive.files
-    for row, source in opened_ahead(rows, partial(_open_blob, files_storage), OPEN_AHEAD):
+    for row, source in opened_ahead(rows, partial(_open_blob, files_storage), depth=OPEN_AHEAD,
+                                    size=lambda row: row.size, max_bytes_ahead=OPEN_AHEAD_BYTES):
         with source:
             archive.add_stream(
                 file_entry_name(backup.organization_sid, row.uid, row.name), source,

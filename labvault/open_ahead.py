@@ -3,7 +3,9 @@
 Opening an object in a remote store costs a round trip before its first byte (an S3 GET: tens
 of milliseconds on AWS, more from a busy endpoint); paid one object after another, 200 files
 spent 1.7 s of a 1 GB backup waiting for first bytes. Opened a few ahead on threads, that wait
-overlaps the copy of the objects before.
+overlaps the copy of the objects before. An object is opened ahead only while little stands
+before it: an S3 response left unread while gigabytes are copied first may be dropped by the
+server, so the bytes queued before it are bounded too.
 """
 
 from __future__ import annotations
@@ -17,21 +19,27 @@ from typing import BinaryIO, TypeVar
 Item = TypeVar("Item")
 
 
-def opened_ahead(items: Iterable[Item], open_one: Callable[[Item], BinaryIO],
-                 depth: int) -> Iterator[tuple[Item, BinaryIO]]:
+def opened_ahead(items: Iterable[Item], open_one: Callable[[Item], BinaryIO], *, depth: int,
+                 size: Callable[[Item], int | None], max_bytes_ahead: int) -> Iterator[tuple[Item, BinaryIO]]:
     """Each item with its object opened, in the items' order, while up to `depth` more open.
 
-    The caller closes each object it is given. Objects opened but never handed out (the caller
-    stopped early, or an earlier open failed) are closed here; an open's error is raised when
-    its item's turn comes, so errors arrive in order too.
+    An item is opened early only when the items to be copied before it add up to at most
+    `max_bytes_ahead` (`size` of each; None, unknown, counts as too many). The caller closes each
+    object it is given. Objects opened but never handed out (the caller stopped early, or an
+    earlier open failed) are closed here; an open's error is raised when its item's turn comes,
+    so errors arrive in order too.
     """
     pool = ThreadPoolExecutor(depth, thread_name_prefix="open-ahead")
     pending: deque[tuple[Item, Future[BinaryIO]]] = deque()
+
+    def before() -> int:
+        return sum(max_bytes_ahead + 1 if (bytes_ := size(item)) is None else bytes_ for item, _ in pending)
+
     try:
         for item in items:
-            pending.append((item, pool.submit(open_one, item)))
-            if len(pending) > depth:
+            while pending and (len(pending) > depth or before() > max_bytes_ahead):
                 yield _next(pending)
+            pending.append((item, pool.submit(open_one, item)))
         while pending:
             yield _next(pending)
     finally:

@@ -10,6 +10,8 @@ import pytest
 
 from labvault.open_ahead import opened_ahead
 
+SMALL = {"depth": 4, "size": lambda item: 1, "max_bytes_ahead": 100}  # every item may open ahead
+
 
 class Opener:
     """Opens in-memory objects slowly, counting how many are open at once."""
@@ -37,7 +39,7 @@ class Opener:
 def test_objects_come_in_order_with_a_bounded_number_open() -> None:
     opener = Opener()
     seen = []
-    for item, source in opened_ahead(range(50), opener, depth=4):
+    for item, source in opened_ahead(range(50), opener, **SMALL):
         with source:
             seen.append((item, source.read()))
     assert seen == [(i, b"object %d" % i) for i in range(50)]
@@ -47,7 +49,7 @@ def test_objects_come_in_order_with_a_bounded_number_open() -> None:
 
 def test_stopping_early_closes_what_was_opened_ahead() -> None:
     opener = Opener()
-    stream = opened_ahead(range(50), opener, depth=4)
+    stream = opened_ahead(range(50), opener, **SMALL)
     for item, source in stream:
         source.close()
         if item == 9:
@@ -60,8 +62,29 @@ def test_a_failed_open_comes_in_its_turn_and_leaves_nothing_open() -> None:
     opener = Opener(fail=7)
     seen = []
     with pytest.raises(FileNotFoundError, match="object 7 is missing"):
-        for item, source in opened_ahead(range(50), opener, depth=4):
+        for item, source in opened_ahead(range(50), opener, **SMALL):
             with source:
                 seen.append(item)
     assert seen == list(range(7))
     assert opener.still_open() == 0
+
+
+def test_an_object_is_not_opened_ahead_of_more_than_the_byte_bound() -> None:
+    """An S3 response left unread while much is copied first may be dropped by the server."""
+    sizes = [10, 10, 100, 10, 10, 10, 10, None, 10, 10]  # None: size unknown
+    copied = 0
+    opened_when: dict[int, int] = {}
+
+    def open_one(item: int) -> io.BytesIO:
+        opened_when[item] = copied
+        return io.BytesIO(b"x")
+
+    waited = {}
+    for item, source in opened_ahead(range(len(sizes)), open_one, depth=4,
+                                     size=lambda item: sizes[item], max_bytes_ahead=25):
+        with source:
+            waited[item] = copied - opened_when[item]
+            copied += sizes[item] or 1000
+    assert all(bytes_ <= 25 for bytes_ in waited.values()), waited
+    assert waited[1] == 10 and waited[3] == 0 and waited[4] == 10  # ahead when little stands before
+    assert waited[8] == 0  # nothing opens ahead past an object of unknown size
