@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 from labvault import __version__
 from labvault.json_codec import dump_sorted
@@ -34,6 +34,12 @@ MANIFEST_COMPRESS_LEVEL = 6
 COPY_BUFFER_BYTES = 1024 * 1024
 # A streamed entry's header must say ZIP64 up front; past this declared size we do so.
 ZIP64_DECLARED_SIZE = 1 << 31
+
+
+class Readable(Protocol):
+    """What an entry's bytes are copied from: a file, an S3 response body, a wrapper of one."""
+
+    def read(self, size: int = -1) -> bytes: ...
 
 
 class _GatheringSink:
@@ -64,7 +70,7 @@ class _GatheringSink:
             self._pending.clear()
 
 
-def _hashed_inline(source: BinaryIO, digest: Any) -> Generator[bytes, None, None]:
+def _hashed_inline(source: Readable, digest: Any) -> Generator[bytes, None, None]:
     while chunk := source.read(COPY_BUFFER_BYTES):
         digest.update(chunk)
         yield chunk
@@ -131,7 +137,7 @@ class ArchiveWriter:
         self.total_bytes += len(data)
         self.versions += 1
 
-    def add_stream(self, path: str, source: BinaryIO, *, declared_size: int | None,
+    def add_stream(self, path: str, source: Readable, *, declared_size: int | None,
                    **extra: Any) -> int:
         """An uploaded file, copied in chunks and stored (uploads are mostly compressed already).
 
@@ -153,7 +159,7 @@ class ArchiveWriter:
         self.files += 1
         return copied
 
-    def _read_ahead(self, source: BinaryIO) -> Generator[bytes, None, None]:
+    def _read_ahead(self, source: Readable) -> Generator[bytes, None, None]:
         """The source's chunks; the next one is being read while this one is used."""
         pending = self._reader.submit(source.read, COPY_BUFFER_BYTES)
         try:

@@ -31,6 +31,7 @@ from labvault.errors import (
     PermanentError,
     PermissionDeniedError,
     TransientError,
+    one_line,
 )
 from labvault.models import Backup, BackupStatus, File, Organization, User, Version, utcnow
 from labvault.open_ahead import opened_ahead
@@ -304,11 +305,36 @@ def snapshot_versions(session: Session, sid: str, archive: ArchiveWriter,
     return archive.versions - before
 
 
-def _open_blob(files_storage: Storage, row: Any) -> BinaryIO:
+class _NamedBlob:
+    """A file's bytes as the copy reads them: a failure mid-read names the file (the store's
+    own error says only that a connection broke or a disk failed)."""
+
+    def __init__(self, source: BinaryIO, row: Any) -> None:
+        self._source = source
+        self._row = row
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._source.read(size)
+        except Exception as exc:
+            raise TransientError(f"file {self._row.uid} ({self._row.name}): reading it from the files "
+                                 f"store failed: {one_line(exc)}") from exc
+
+    def close(self) -> None:
+        self._source.close()
+
+    def __enter__(self) -> "_NamedBlob":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _open_blob(files_storage: Storage, row: Any) -> _NamedBlob:
     """Open a file's bytes, retrying transient failures; a missing blob names the file."""
     for attempt in range(1, OPEN_ATTEMPTS + 1):
         try:
-            return files_storage.open_stream(row.storage_key)
+            return _NamedBlob(files_storage.open_stream(row.storage_key), row)
         except FileNotFoundError as exc:
             raise MissingBlobError(
                 f"file {row.uid} ({row.name}) is missing from the files store"

@@ -14,13 +14,19 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
-from typing import BinaryIO, TypeVar
+from typing import Protocol, TypeVar
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
 
 Item = TypeVar("Item")
+Opened = TypeVar("Opened", bound=Closable)
 
 
-def opened_ahead(items: Iterable[Item], open_one: Callable[[Item], BinaryIO], *, depth: int,
-                 size: Callable[[Item], int | None], max_bytes_ahead: int) -> Iterator[tuple[Item, BinaryIO]]:
+def opened_ahead(items: Iterable[Item], open_one: Callable[[Item], Opened], *, depth: int,
+                 size: Callable[[Item], int | None], max_bytes_ahead: int) -> Iterator[tuple[Item, Opened]]:
     """Each item with its object opened, in the items' order, while up to `depth` more open.
 
     An item is opened early only when the items to be copied before it add up to at most
@@ -30,7 +36,7 @@ def opened_ahead(items: Iterable[Item], open_one: Callable[[Item], BinaryIO], *,
     so errors arrive in order too.
     """
     pool = ThreadPoolExecutor(depth, thread_name_prefix="open-ahead")
-    pending: deque[tuple[Item, Future[BinaryIO]]] = deque()
+    pending: deque[tuple[Item, Future[Opened]]] = deque()
 
     def before() -> int:
         return sum(max_bytes_ahead + 1 if (bytes_ := size(item)) is None else bytes_ for item, _ in pending)
@@ -50,6 +56,6 @@ def opened_ahead(items: Iterable[Item], open_one: Callable[[Item], BinaryIO], *,
         pool.shutdown()
 
 
-def _next(pending: deque[tuple[Item, Future[BinaryIO]]]) -> tuple[Item, BinaryIO]:
+def _next(pending: deque[tuple[Item, Future[Opened]]]) -> tuple[Item, Opened]:
     item, future = pending.popleft()
     return item, future.result()

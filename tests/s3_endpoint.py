@@ -47,11 +47,14 @@ def moto_server(port: int, log: Path) -> Iterator[str]:
 
 class FaultProxy:
     """Forwards every request to the endpoint, failing UploadPart requests while `failures` > 0
-    (a negative number fails them for good) with a 500 InternalError, as S3 itself sometimes does."""
+    (a negative number fails them for good) with a 500 InternalError, as S3 itself sometimes does;
+    with `cut_downloads` set, a GET of a key containing it gets half its body, then the
+    connection closes (a network failure in the middle of a download)."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = urlsplit(upstream)
         self.failures = 0
+        self.cut_downloads: str | None = None
         self.failed = 0
         self.part_uploads = 0
         self._lock = threading.Lock()
@@ -109,10 +112,27 @@ class FaultProxy:
                 connection.request(self.command, self.path, body=body, headers=headers)
                 response = connection.getresponse()
                 data = response.read()
+                if (proxy.cut_downloads and self.command == "GET" and proxy.cut_downloads in self.path
+                        and response.status == 200):
+                    self._reply_cut(response.getheaders(), data)
+                    connection.close()
+                    return
                 dropped = HOP_BY_HOP - ({"content-length"} if self.command == "HEAD" else set())
                 self._reply(response.status, [(k, v) for k, v in response.getheaders()
                                               if k.lower() not in dropped], data)
                 connection.close()
+
+            def _reply_cut(self, headers: list[tuple[str, str]], data: bytes) -> None:
+                """The whole body announced, half of it sent, the connection closed."""
+                self.send_response(200)
+                for key, value in headers:
+                    if key.lower() not in HOP_BY_HOP:
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[:len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
 
             def _reply(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
                 self.send_response(status)

@@ -110,6 +110,18 @@ def test_part_uploads_failing_for_good_leave_error_no_object_no_pending_upload(s
     assert pending_uploads(s3_bucket) == []
 
 
+def test_a_download_cut_off_midway_leaves_error_naming_the_file_and_nothing_else(sessions, s3_settings, s3_bucket, s3_organization, fault_proxy) -> None:  # type: ignore[no-untyped-def]
+    row, _ = next(iter(s3_organization.files.values()))  # the 12.6 MB file, copied first
+    fault_proxy.cut_downloads = row.storage_key
+    state = run(s3_organization)
+    assert state.is_failed()
+    backup = backup_of(sessions, state)
+    assert backup.status is BackupStatus.ERROR
+    assert backup.error.startswith(f"file {row.uid} ({row.name}): reading it from the files store failed: ")
+    assert backups_store(s3_settings).list() == []
+    assert pending_uploads(s3_bucket) == []
+
+
 def test_expiry_aborts_stale_multipart_uploads_under_the_prefix_only(sessions, s3_settings, s3_bucket, s3_organization) -> None:  # type: ignore[no-untyped-def]
     from flows.expire_backups import expire_backups
 
