@@ -13,19 +13,45 @@ from dataclasses import dataclass, field
 
 MANIFEST_NAME = "manifest.json"
 MAX_MANIFEST_BYTES = 2 * 1024**3
+DEFAULT_MAX_TOTAL_BYTES = 10 * 1024**4
 
 
 @dataclass(frozen=True)
 class ArchiveLimits:
-    """Refuse ZIP bombs: an entry may not expand beyond `max_ratio` times its compressed size
-    (once past `ratio_floor_bytes`), and the whole archive beyond `max_total_bytes`."""
+    """What reading an archive may cost, whoever made it.
 
-    max_total_bytes: int = 10 * 1024**4
+    ZIP bombs: an entry may not expand beyond `max_ratio` times its compressed size (once past
+    `ratio_floor_bytes`), the whole archive not beyond `max_total_ratio` times the archive's own
+    size (once past `total_ratio_floor_bytes`: 2,048 entries of 1 MiB each stay under the
+    per-entry floor, their sum does not), and never beyond `max_total_bytes`
+    (`LABVAULT_ARCHIVE_MAX_BYTES`). An archive not laid out as labvault writes it is checked by
+    holding its directory and manifest, so at most `max_unordered_entries` entries (~1 KB each).
+    """
+
+    max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES
     max_ratio: int = 200
     ratio_floor_bytes: int = 1024 * 1024
+    max_total_ratio: int = 100
+    total_ratio_floor_bytes: int = 256 * 1024**2
+    max_unordered_entries: int = 100_000
+
+    @classmethod
+    def with_max_total(cls, max_total_bytes: int) -> "ArchiveLimits":
+        """The default limits with the total cap a deployment set (`Settings.archive_max_bytes`)."""
+        return cls(max_total_bytes=max_total_bytes)
 
     def is_bomb(self, size: int, compressed: int) -> bool:
         return size > self.ratio_floor_bytes and size > self.max_ratio * max(compressed, 1)
+
+    def total_problem(self, declared: int, archive_size: int) -> str | None:
+        """Why the entries' declared sizes, together, are refused, or None."""
+        if declared > self.max_total_bytes:
+            return (f"archive would expand to {declared} bytes, over the limit of {self.max_total_bytes} "
+                    "(LABVAULT_ARCHIVE_MAX_BYTES)")
+        if declared > self.total_ratio_floor_bytes and declared > self.max_total_ratio * max(archive_size, 1):
+            return (f"archive of {archive_size} bytes would expand to {declared} bytes, over "
+                    f"{self.max_total_ratio} times its size: refused as a ZIP bomb")
+        return None
 
 
 @dataclass

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         True, description="Read every archive back from its destination and check it against its "
                           "manifest before marking the backup Completed (turn off for huge archives).",
     )
+    archive_max_bytes: int = Field(
+        10 * 1024**4, ge=1,
+        description="Most bytes an archive's entries may expand to when it is verified or restored "
+                    "(10 TiB by default); an archive declaring more is refused unread.",
+    )
     stale_after_minutes: int = Field(
         60, ge=1, description="An In Progress backup with no progress for this long is reaped to Error."
     )

@@ -1,20 +1,21 @@
 """Verifying an archive: every entry read once and checked against the manifest.
 
 A backup is only as good as its restore; this is the check both `backup verify` and restore run
-first. It never trusts the archive: names, sizes and compression ratios are checked before bytes
-are read, and reads stop at the size the manifest declares.
+first. It never trusts the archive: names, sizes, compression ratios and where every entry lies
+are checked before bytes are read, and reads stop at the size the manifest declares.
+
+An archive laid out as labvault writes it is read in one pass with flat memory
+(`archive_scan`). Any other zip (re-zipped by another tool, entries reordered) gets the full
+check here, which holds its directory and manifest (about a kilobyte per entry, so at most
+`ArchiveLimits.max_unordered_entries` entries) and names every problem it finds.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import zipfile
-import zlib
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from labvault.archive import COPY_BUFFER_BYTES
 from labvault.archive_rules import (
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
@@ -24,160 +25,193 @@ from labvault.archive_rules import (
     unsafe_name_reason,
 )
 from labvault.archive_scan import scan_archive
+from labvault.errors import InvalidInputError
+from labvault.manifest_reader import read_manifest
+from labvault.manifest_schema import FileEntry, ManifestHeader, VersionEntry
+from labvault.zip_directory import DirectoryRecord, ZipStructureError, directory_location, directory_records
+from labvault.zip_entries import EntryReader
+from labvault.zip_format import DEFLATED, FLAG_ENCRYPTED, STORED
+
+Entry = VersionEntry | FileEntry
 
 
 class ArchiveReader:
     """Checks an open zip's structure and manifest; then yields entries' bytes, verified."""
 
     def __init__(self, source: BinaryIO, *, label: str, limits: ArchiveLimits | None = None) -> None:
+        self.source = source
         self.report = VerifyReport(source=label)
         self.limits = limits or ArchiveLimits()
-        self.manifest: dict[str, Any] = {}
-        self.entries: dict[str, dict[str, Any]] = {}
+        self.header: ManifestHeader | None = None
+        self.entries: dict[str, Entry] = {}
+        self.records: dict[str, DirectoryRecord] = {}
+        self._bound = 0
         try:
-            self._zip: zipfile.ZipFile | None = zipfile.ZipFile(source)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            self._zip = None
-            self.report.problems.append(f"not a readable zip archive (truncated or corrupt): {exc}")
+            self._read_directory()
+        except ZipStructureError as exc:
+            self._problem(f"not a readable zip archive (truncated or corrupt): {exc}")
             return
-        self._check_structure()
+        if not self.report.problems:
+            self._check_tiling()
+        if not self.report.problems:
+            self._read_manifest()
 
     def _problem(self, text: str) -> None:
         self.report.problems.append(text)
 
-    def _check_structure(self) -> None:
-        assert self._zip is not None
-        infos = self._zip.infolist()
-        self.report.entries = len(infos)
-        seen: set[str] = set()
-        for info in infos:
-            if info.filename in seen:
-                self._problem(f"entry {info.filename!r} appears twice")
-            seen.add(info.filename)
-            reason = unsafe_name_reason(info.filename, info.external_attr)
+    def _read_directory(self) -> None:
+        location = directory_location(self.source)
+        self._bound = location.offset
+        if location.entries > self.limits.max_unordered_entries:
+            self._problem(f"archive has {location.entries} entries and is not laid out as labvault "
+                          f"writes archives; at most {self.limits.max_unordered_entries} can be checked "
+                          "out of order")
+            return
+        declared = 0
+        for record in directory_records(self.source, location):
+            if record.name in self.records:
+                self._problem(f"entry {record.name!r} appears twice")
+            self.records[record.name] = record
+            reason = unsafe_name_reason(record.name, record.external_attr)
             if reason:
-                self._problem(f"entry {info.filename!r} {reason}")
-        declared = sum(info.file_size for info in infos)
-        if declared > self.limits.max_total_bytes:
-            self._problem(f"archive would expand to {declared} bytes, over the limit of "
-                          f"{self.limits.max_total_bytes}")
-        for info in infos:
-            if self.limits.is_bomb(info.file_size, info.compress_size):
-                self._problem(f"entry {info.filename!r} expands {info.file_size // max(info.compress_size, 1)}"
+                self._problem(f"entry {record.name!r} {reason}")
+            if record.flags & FLAG_ENCRYPTED:
+                self._problem(f"entry {record.name!r} is encrypted; labvault archives never are")
+            if record.method not in (STORED, DEFLATED):
+                self._problem(f"entry {record.name!r} uses compression method {record.method}; "
+                              "only stored and deflated are read")
+            if self.limits.is_bomb(record.size, record.compressed):
+                self._problem(f"entry {record.name!r} expands {record.size // max(record.compressed, 1)}"
                               f"-fold: refused as a ZIP bomb")
-        manifests = [i for i in infos if is_manifest_name(i.filename)]
+            declared += record.size
+        self.report.entries = len(self.records)
+        problem = self.limits.total_problem(declared, location.archive_size)
+        if problem:
+            self._problem(problem)
+
+    def _check_tiling(self) -> None:
+        """Entries lie one after another from the first byte to the directory: none overlaps
+        another (the overlapping-header bomb) and no bytes hide between them."""
+        position = 0
+        for record in sorted(self.records.values(), key=lambda r: r.header_offset):
+            if record.header_offset != position:
+                self._problem(f"entry {record.name!r} overlaps the entry before it or leaves a gap: "
+                              "entries must tile the archive")
+                return
+            try:
+                position = EntryReader(self.source, record, bound=self._bound).extent()
+            except ZipStructureError as exc:
+                self._problem(str(exc))
+                return
+        if position != self._bound:
+            self._problem("bytes are hidden between the last entry and the central directory")
+
+    def _read_manifest(self) -> None:
+        manifests = [r for r in self.records.values() if is_manifest_name(r.name)]
         if len(manifests) != 1:
             self._problem(f"expected one <organization>/{MANIFEST_NAME}, found {len(manifests)}")
             return
-        if self.report.problems:
+        record = manifests[0]
+        if record.size > MAX_MANIFEST_BYTES:
+            self._problem(f"manifest of {record.size} bytes is over the limit of {MAX_MANIFEST_BYTES}")
             return
-        self._read_manifest(manifests[0], infos)
-
-    def _read_manifest(self, info: zipfile.ZipInfo, infos: list[zipfile.ZipInfo]) -> None:
-        assert self._zip is not None
-        if info.file_size > MAX_MANIFEST_BYTES:
-            self._problem(f"manifest of {info.file_size} bytes is over the limit")
+        reader = EntryReader(self.source, record, bound=self._bound)
+        try:
+            manifest = read_manifest(reader.chunks(record.size), declared_size=record.size,
+                                     max_entries=self.limits.max_unordered_entries)
+        except (InvalidInputError, ZipStructureError) as exc:
+            self._problem(str(exc))
             return
         try:
-            self.manifest = json.loads(self._zip.read(info))
-            entries = self.manifest["entries"]
-            self.entries = {entry["path"]: entry for entry in entries}
-            organization = self.manifest["organization"]["sid"]
-        except (ValueError, KeyError, TypeError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
-            self._problem(f"manifest is unreadable: {type(exc).__name__}: {exc}")
-            return
+            self._check_manifest(manifest.header, manifest.entries(), record)
+        except InvalidInputError as exc:
+            self._problem(str(exc))
+        finally:
+            manifest.close()
+
+    def _check_manifest(self, header: ManifestHeader, entries: Iterator[Entry],
+                        record: DirectoryRecord) -> None:
+        organization = header.organization.sid
+        self.header = header
         self.report.organization_sid = organization
-        self.report.backup_sid = (self.manifest.get("backup") or {}).get("sid")
-        if len(self.entries) != len(entries):
+        self.report.backup_sid = header.backup.sid
+        listed = 0
+        for entry in entries:
+            listed += 1
+            self.entries[entry.path] = entry
+        if len(self.entries) != listed:
             self._problem("manifest lists a path twice")
-        if info.filename != f"{organization}/{MANIFEST_NAME}":
-            self._problem(f"manifest is at {info.filename!r} but names organization {organization!r}")
-        names = {i.filename for i in infos} - {info.filename}
+        if record.name != f"{organization}/{MANIFEST_NAME}":
+            self._problem(f"manifest is at {record.name!r} but names organization {organization!r}")
+        names = set(self.records) - {record.name}
         for path in sorted(names - set(self.entries)):
             self._problem(f"entry {path!r} is not in the manifest")
         for path in sorted(set(self.entries) - names):
             self._problem(f"entry {path!r} is in the manifest but missing from the archive")
-        for path, entry in self.entries.items():
+        for path in self.entries:
             if not path.startswith(f"{organization}/"):
                 self._problem(f"manifest entry {path!r} is outside organization {organization!r}")
-            if not isinstance(entry.get("size"), int) or entry["size"] < 0:
-                self._problem(f"manifest entry {path!r} has no valid size")
-        kinds = [entry.get("kind") for entry in entries]
-        counts = self.manifest.get("counts") or {}
-        if counts.get("versions") != kinds.count("version") or counts.get("files") != kinds.count("file"):
-            self._problem(f"manifest counts {counts} do not match its {kinds.count('version')} "
-                          f"version and {kinds.count('file')} file entries")
-        if self.manifest.get("total_bytes") != sum(e.get("size", 0) for e in entries if isinstance(e.get("size"), int)):
+        kinds = [entry.kind for entry in self.entries.values()]
+        counts = header.counts
+        if (counts.versions, counts.files) != (kinds.count("version"), kinds.count("file")):
+            self._problem(f"manifest counts {counts.versions} versions and {counts.files} files, but "
+                          f"lists {kinds.count('version')} version and {kinds.count('file')} file entries")
+        if header.total_bytes != sum(entry.size for entry in self.entries.values()):
             self._problem("manifest total_bytes does not match the sum of its entries' sizes")
 
     def chunks(self, path: str) -> Iterator[bytes]:
         """An entry's bytes in chunks, checked against the manifest as they stream: raises
-        `ValueError` naming the entry if its size, SHA-256 or CRC disagree."""
-        assert self._zip is not None
+        `ZipStructureError` naming the entry if its size, SHA-256 or CRC disagree."""
         expected = self.entries[path]
         digest = hashlib.sha256()
         size = 0
-        try:
-            with self._zip.open(path) as entry:
-                while True:
-                    chunk = entry.read(min(COPY_BUFFER_BYTES, expected["size"] + 1 - size))
-                    if not chunk:
-                        break
-                    size += len(chunk)
-                    if size > expected["size"]:
-                        raise ValueError(f"entry {path!r} is larger than the manifest's {expected['size']} bytes")
-                    digest.update(chunk)
-                    yield chunk
-        except (zipfile.BadZipFile, EOFError, OSError, zipfile.LargeZipFile, zlib.error) as exc:
-            raise ValueError(f"entry {path!r} is corrupt: {exc}") from exc
-        if size != expected["size"]:
-            raise ValueError(f"entry {path!r} has {size} bytes, the manifest says {expected['size']}")
-        if digest.hexdigest() != expected.get("sha256"):
-            raise ValueError(f"entry {path!r}: SHA-256 differs from the manifest")
+        for chunk in EntryReader(self.source, self.records[path], bound=self._bound).chunks(expected.size):
+            size += len(chunk)
+            digest.update(chunk)
+            yield chunk
+        if size != expected.size:
+            raise ZipStructureError(f"entry {path!r} has {size} bytes, the manifest says {expected.size}")
+        if digest.hexdigest() != expected.sha256:
+            raise ZipStructureError(f"entry {path!r}: SHA-256 differs from the manifest")
 
-    def manifest_entries(self) -> Iterator[dict[str, Any]]:
+    def manifest_entries(self) -> Iterator[Entry]:
         """The manifest's entries, in its order."""
         return iter(self.entries.values())
 
-    def entries_with_bytes(self) -> Iterator[tuple[dict[str, Any], Iterator[bytes]]]:
+    def entries_with_bytes(self) -> Iterator[tuple[Entry, Iterator[bytes]]]:
         """Each entry in manifest order with its bytes, checked as they stream (`chunks`)."""
         for path, entry in self.entries.items():
             yield entry, self.chunks(path)
 
     def verify_contents(self) -> VerifyReport:
         """Read every entry once; each one that disagrees with the manifest is a problem."""
-        if self._zip is None or self.report.problems:
+        if self.report.problems:
             return self.report
         for path, entry in self.entries.items():
             try:
                 for _ in self.chunks(path):
                     pass
-            except ValueError as exc:
+            except ZipStructureError as exc:
                 self._problem(str(exc))
                 continue
-            self.report.total_bytes += entry["size"]
-            self.report.versions += entry.get("kind") == "version"
-            self.report.files += entry.get("kind") == "file"
+            self.report.total_bytes += entry.size
+            self.report.versions += entry.kind == "version"
+            self.report.files += entry.kind == "file"
         return self.report
 
     def close(self) -> None:
-        if self._zip is not None:
-            self._zip.close()
+        """Nothing is held open beyond the caller's source; kept for the reader protocol."""
 
 
 def verify_archive(source: BinaryIO, *, label: str, limits: ArchiveLimits | None = None) -> VerifyReport:
     """Every entry read once and checked against the manifest.
 
-    An archive laid out as labvault writes it is checked in one pass with flat memory; anything
-    else, including any archive with a problem, gets the full check that names each problem.
+    An archive laid out as labvault writes it is checked in one pass with flat memory; any
+    other zip gets the full check that names each problem.
     """
     limits = limits or ArchiveLimits()
     report = scan_archive(source, label=label, limits=limits)
     if report is not None:
         return report
     source.seek(0)
-    reader = ArchiveReader(source, label=label, limits=limits)
-    try:
-        return reader.verify_contents()
-    finally:
-        reader.close()
+    return ArchiveReader(source, label=label, limits=limits).verify_contents()

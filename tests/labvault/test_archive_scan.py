@@ -23,13 +23,14 @@ BIG = bytes(range(256)) * 12_000  # 3 MB: read in several chunks
 def archive(tmp_path: Path) -> Path:
     storage = FsspecStorage(str(tmp_path / "store"))
     with ArchiveWriter(storage.open_write("org/bk.zip"), key="org/bk.zip",
-                       manifest_header={"backup": {"sid": "bk"}, "organization": {"sid": "org"}},
+                       manifest_header={"backup": {"sid": "bk"}, "organization": {"sid": "org"},
+                                        "created": "2026-05-01T00:00:00+00:00"},
                        organization_sid="org", created=datetime(2026, 5, 1, tzinfo=timezone.utc)) as writer:
         for number in range(50):
             writer.add_json(f"org/versions/v{number}.json", {"sid": f"v{number}", "data": {"n": number, "é": "ü"}})
-        writer.add_stream("org/u1_Résumé final.pdf", io.BytesIO(BIG), declared_size=len(BIG), uid="u1")
-        writer.add_stream("org/u2_empty", io.BytesIO(b""), declared_size=0, uid="u2")
-        writer.add_stream("org/u3_unknown", io.BytesIO(b"abc"), declared_size=None, uid="u3")
+        writer.add_stream("org/u1_Résumé final.pdf", io.BytesIO(BIG), declared_size=len(BIG), uid="u1", original_name="Résumé final.pdf")
+        writer.add_stream("org/u2_empty", io.BytesIO(b""), declared_size=0, uid="u2", original_name="empty")
+        writer.add_stream("org/u3_unknown", io.BytesIO(b"abc"), declared_size=None, uid="u3", original_name="unknown")
         writer.seal()
     return Path(storage.url("org/bk.zip"))
 
