@@ -185,3 +185,15 @@ class Backup(Base):
         Index("uq_backups_one_in_progress_per_organization", "organization_sid", unique=True,
               sqlite_where=text(RUNNING), postgresql_where=text(RUNNING)),
     )
+
+
+class RestoreRun(Base):
+    """A restore whose rows committed: written in the same transaction as them, so a restore
+    killed after its commit is known to have committed and its staged blobs are put in place
+    by whoever finds them (`restore_staging`), never thrown away."""
+
+    __tablename__ = "restore_runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_sid: Mapped[str] = mapped_column(String(64))
+    committed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

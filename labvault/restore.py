@@ -1,40 +1,50 @@
-"""Restoring an archive into a database and a files store: verified first, all or nothing.
+"""Restoring an archive into a database and a files store: verified first, all or nothing, and
+never touching what the archive's organization does not own.
 
 Pass one verifies the whole archive (structure, manifest, every byte); nothing is written unless
-it passes. Pass two checks every target key from the manifest, then writes rows in one
-transaction and blobs under their storage keys, entry by entry in the archive's order, checking
-every byte again as it streams; any failure rolls the rows back and removes the blobs it wrote.
-Nothing is ever written by an entry's name, so no entry can land outside the target. Archives in
-labvault's layout are read with memory flat in their number of entries (`archive_scan`); others
-through `zipfile` (`verify.ArchiveReader`), which holds their directory and manifest.
+it passes. Then the plan is checked against every manifest entry, at flat memory (an on-disk
+scratch index for the archive's own duplicates, look-ups in batches for the target): every
+storage key lies under the archive's organization; no uid, storage key or version sid is
+claimed twice; nothing the archive names belongs to another organization of the target; and
+what the target already holds is refused, skipped (`--merge skip`) or replaced (`--merge
+overwrite`). Pass two writes rows in one transaction and blobs into a staging area
+(`restore_staging`), checking every byte again as it streams. Only after the transaction
+commits are staged blobs moved onto their keys, so any failure before that leaves every old
+byte and row as it was, and a restore killed at any point can simply be run again.
 """
 
 from __future__ import annotations
 
 import enum
-import json
-from collections.abc import Callable, Iterator
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, BinaryIO, Protocol
+from datetime import timedelta
+from pathlib import Path
+from typing import BinaryIO, Protocol, TypeVar
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from labvault.archive_scan import open_laid_out
-from labvault.errors import InvalidInputError, LabvaultError
-from labvault.models import File, Organization, Record, Version
+from labvault.archive_scan import ArchiveRefused, open_laid_out
+from labvault.errors import InvalidInputError
+from labvault.manifest_schema import FileEntry, ManifestHeader, VersionEntry, parse_version_document
+from labvault.models import File, Organization, Record, RestoreRun, Version
+from labvault.restore_staging import Staging, recover_staging
 from labvault.storage import Storage, check_key
 from labvault.verify import ArchiveLimits, ArchiveReader, verify_archive
+from labvault.zip_directory import ZipStructureError
 
-INSERT_BATCH = 1000  # versions per INSERT
-SAMPLE_IDS = 10_000  # version sids and file uids looked up to tell a non-empty target
+BATCH = 1000  # manifest entries per look-up in the target, versions per INSERT
+Entry = VersionEntry | FileEntry
+T = TypeVar("T")
 
 
 class MergePolicy(str, enum.Enum):
     """What to do with rows and blobs the target already has."""
 
-    SKIP = "skip"  # keep what is there, add what is missing
+    SKIP = "skip"  # keep what is there, add what is missing; no existing byte is written
     OVERWRITE = "overwrite"  # replace what is there with the archive's
 
 
@@ -58,140 +68,227 @@ def _refused(report_problems: list[str], label: str) -> InvalidInputError:
 class _Entries(Protocol):
     """An archive opened for restore: its manifest and its entries with their checked bytes."""
 
-    manifest: dict[str, Any]
+    @property
+    def header(self) -> ManifestHeader | None: ...
 
-    def manifest_entries(self) -> Iterator[dict[str, Any]]: ...
-    def entries_with_bytes(self) -> Iterator[tuple[dict[str, Any], Iterator[bytes]]]: ...
+    def manifest_entries(self) -> Iterator[Entry]: ...
+    def entries_with_bytes(self) -> Iterator[tuple[Entry, Iterator[bytes]]]: ...
     def close(self) -> None: ...
 
 
-def _storage_key(entry: dict[str, Any], organization: str) -> str:
-    """Where a file entry's blob goes; checked before any write."""
-    key = entry.get("storage_key") or f"{organization}/{entry.get('uid')}"
+def _batches(items: Iterable[T]) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _version_sid(entry: VersionEntry) -> str:
+    return entry.path.rsplit("/", 1)[-1].removesuffix(".json")
+
+
+def storage_key(entry: FileEntry, organization: str) -> str:
+    """Where a file entry's blob goes: a plain key under the archive's own organization."""
+    key = entry.storage_key or f"{organization}/{entry.uid}"
     try:
         check_key(key)
     except InvalidInputError as exc:
-        raise InvalidInputError(f"entry {entry.get('path')!r}: {exc}; nothing was restored") from exc
-    if not entry.get("uid") or not isinstance(entry.get("original_name"), str):
-        raise InvalidInputError(f"entry {entry.get('path')!r} has no uid or original name in the manifest")
+        raise InvalidInputError(f"entry {entry.path!r}: {exc}; nothing was restored") from None
+    if not key.startswith(f"{organization}/"):
+        raise InvalidInputError(f"entry {entry.path!r}: storage key {key!r} is outside organization "
+                                f"{organization!r}; nothing was restored")
     return key
 
 
-def _check_plan(archive: _Entries, session: Session, files_storage: Storage, organization: str,
-                *, must_be_free: bool) -> None:
-    """Every file's target key is valid and (unless merging) the target holds none of what
-    the archive would write. Streams the manifest: nothing of it is kept."""
-    taken: list[str] = []
-    if must_be_free and session.get(Organization, organization) is not None:
-        taken.append(f"organization {organization!r}")
-    versions: list[str] = []
-    uids: list[str] = []
-    blob_taken = False
-    for entry in archive.manifest_entries():
-        if entry.get("kind") == "version" and len(versions) < SAMPLE_IDS:
-            versions.append(entry["path"].rsplit("/", 1)[-1].removesuffix(".json"))
-        if entry.get("kind") != "file":
-            continue
-        key = _storage_key(entry, organization)
-        if len(uids) < SAMPLE_IDS:
-            uids.append(entry["uid"])
-        blob_taken = blob_taken or (must_be_free and files_storage.exists(key))
-    if not must_be_free:
-        return
-    if versions and session.scalar(select(Version.sid).where(Version.sid.in_(versions)).limit(1)):
-        taken.append("versions with the same sids")
-    if uids and session.scalar(select(File.uid).where(File.uid.in_(uids)).limit(1)):
-        taken.append("files with the same uids")
-    if blob_taken:
-        taken.append("blobs under the same storage keys")
-    if taken:
-        raise InvalidInputError(
-            f"the target already holds {', '.join(taken)}; restore into an empty target or pass "
-            "--merge skip (keep what is there) or --merge overwrite (replace it)"
-        )
+class _Plan:
+    """What pass two may write, decided from the whole manifest before anything is written.
 
+    The archive's own uids, storage keys and version sids go into a scratch SQLite file (exact,
+    on disk, whatever their number); the entries to skip under `--merge skip` are kept there too.
+    """
 
-def _version_values(document: dict[str, Any], organization: str) -> dict[str, Any]:
-    """A version document as the row to insert; a malformed one is refused by its sid."""
-    try:
-        return {"sid": document["sid"], "record_sid": document["record_sid"],
-                "organization_sid": organization, "number": int(document["number"]),
-                "data": document["data"], "created_at": datetime.fromisoformat(document["created_at"]),
-                "created_by": document.get("created_by")}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInputError(f"version document {document.get('sid')!r} is malformed: {exc}") from exc
+    def __init__(self, session: Session, files_storage: Storage, organization: str,
+                 merge: MergePolicy | None, folder: Path) -> None:
+        self.session = session
+        self.files_storage = files_storage
+        self.organization = organization
+        self.merge = merge
+        self.scratch = sqlite3.connect(folder / "plan.db")
+        self.scratch.executescript(
+            "CREATE TABLE claim (kind TEXT, value TEXT, path TEXT, PRIMARY KEY (kind, value));"
+            "CREATE TABLE skip (uid TEXT PRIMARY KEY);")
+        self.taken: set[str] = set()
+
+    def close(self) -> None:
+        self.scratch.close()
+
+    def check(self, entries: Iterable[Entry]) -> None:
+        """Raise `InvalidInputError` naming the first entry the archive may not restore."""
+        if self.merge is None and self.session.get(Organization, self.organization) is not None:
+            self.taken.add(f"organization {self.organization!r}")
+        for batch in _batches(entries):
+            versions = [e for e in batch if isinstance(e, VersionEntry)]
+            files = [e for e in batch if isinstance(e, FileEntry)]
+            for entry in versions:
+                self._claim("version sid", _version_sid(entry), entry.path)
+            for entry in files:
+                self._claim("uid", entry.uid, entry.path)
+                self._claim("storage key", storage_key(entry, self.organization), entry.path)
+            self._check_versions(versions)
+            self._check_files(files)
+        if self.taken:
+            raise InvalidInputError(
+                f"the target already holds {', '.join(sorted(self.taken))}; restore into an empty target "
+                "or pass --merge skip (keep what is there) or --merge overwrite (replace it)")
+        self.scratch.commit()
+
+    def _claim(self, kind: str, value: str, path: str) -> None:
+        try:
+            self.scratch.execute("INSERT INTO claim VALUES (?, ?, ?)", (kind, value, path))
+        except sqlite3.IntegrityError:
+            (first,) = self.scratch.execute("SELECT path FROM claim WHERE kind = ? AND value = ?",
+                                            (kind, value)).fetchone()
+            raise InvalidInputError(f"manifest entries {first!r} and {path!r} both claim {kind} {value!r}; "
+                                    "nothing was restored") from None
+
+    def _foreign(self, what: str, value: str, owner: str) -> InvalidInputError:
+        return InvalidInputError(f"{what} {value!r} belongs to organization {owner!r} in the target, not to "
+                                 f"the archive's {self.organization!r}; nothing was restored")
+
+    def _check_versions(self, versions: list[VersionEntry]) -> None:
+        sids = [_version_sid(entry) for entry in versions]
+        if not sids:
+            return
+        for sid, owner in self.session.execute(
+                select(Version.sid, Version.organization_sid).where(Version.sid.in_(sids))):
+            if owner != self.organization:
+                raise self._foreign("version", sid, owner)
+            if self.merge is None:
+                self.taken.add("versions with the same sids")
+
+    def _check_files(self, files: list[FileEntry]) -> None:
+        if not files:
+            return
+        by_uid = {entry.uid: entry for entry in files}
+        keys = {storage_key(entry, self.organization): entry for entry in files}
+        existing = {uid: (owner, key) for uid, owner, key in self.session.execute(
+            select(File.uid, File.organization_sid, File.storage_key).where(File.uid.in_(list(by_uid))))}
+        key_users = {key: (uid, owner) for key, uid, owner in self.session.execute(
+            select(File.storage_key, File.uid, File.organization_sid).where(File.storage_key.in_(list(keys))))}
+        record_owners = dict(self.session.execute(
+            select(Record.sid, Record.organization_sid).where(
+                Record.sid.in_({e.record_sid for e in files if e.record_sid}))).all())
+        for record_sid, owner in record_owners.items():
+            if owner != self.organization:
+                raise self._foreign("record", record_sid, owner)
+        for key, entry in keys.items():
+            conflict = self._file_conflict(entry, key, existing.get(entry.uid), key_users.get(key))
+            if conflict is None:
+                continue
+            if self.merge is MergePolicy.SKIP:
+                self.scratch.execute("INSERT INTO skip VALUES (?)", (entry.uid,))
+            elif self.merge is None:
+                self.taken.add(conflict)
+            else:
+                raise InvalidInputError(f"entry {entry.path!r}: {conflict} that --merge overwrite would "
+                                        "not replace (another file's); nothing was restored")
+
+    def _file_conflict(self, entry: FileEntry, key: str, row: tuple[str, str] | None,
+                       key_user: tuple[str, str] | None) -> str | None:
+        """What in the target collides with this file entry, or None. Under overwrite only
+        the same file (same uid, same key) may be replaced: a collision with another file is
+        named so the caller refuses it."""
+        if row is not None:
+            owner, existing_key = row
+            if owner != self.organization:
+                raise self._foreign("file", entry.uid, owner)
+            if existing_key != key and self.merge is not MergePolicy.SKIP:
+                raise InvalidInputError(f"entry {entry.path!r}: file {entry.uid!r} is stored under "
+                                        f"{existing_key!r} in the target, the archive says {key!r}; "
+                                        "nothing was restored")
+            return "files with the same uids" if self.merge is not MergePolicy.OVERWRITE else None
+        if key_user is not None:
+            uid, owner = key_user
+            if owner != self.organization:
+                raise self._foreign("storage key", key, owner)
+            return f"a file ({uid!r}) under storage key {key!r}"
+        if self.files_storage.exists(key):
+            return "blobs under the same storage keys" if self.merge is None else (
+                None if self.merge is MergePolicy.OVERWRITE else "a blob")
+        return None
+
+    def skips(self, uid: str) -> bool:
+        return self.scratch.execute("SELECT 1 FROM skip WHERE uid = ?", (uid,)).fetchone() is not None
 
 
 class _Restorer:
-    """Pass two: rows into one session, blobs into the files store, undone on failure."""
+    """Pass two: rows into one session, blobs into staging, promoted by the caller after commit."""
 
-    def __init__(self, session: Session, files_storage: Storage, manifest: dict[str, Any],
-                 report: RestoreReport, merge: MergePolicy | None) -> None:
+    def __init__(self, session: Session, staging: Staging, header: ManifestHeader,
+                 report: RestoreReport, plan: _Plan) -> None:
         self.session = session
-        self.files_storage = files_storage
-        self.manifest = manifest
+        self.staging = staging
+        self.header = header
         self.report = report
-        self.merge = merge
+        self.plan = plan
+        self.merge = plan.merge
         self.records: set[str] = set(session.scalars(
             select(Record.sid).where(Record.organization_sid == report.organization_sid)))
-        self.written_keys: list[str] = []
-        self.pending_versions: list[dict[str, Any]] = []
+        self.pending_versions: list[dict[str, object]] = []
 
-    def _keep_existing(self, model: type, key: Any) -> bool:
-        existing = self.session.get(model, key)
-        if existing is None:
-            return False
-        if self.merge is MergePolicy.SKIP:
-            self.report.skipped += 1
-            return True
-        self.session.delete(existing)
-        self.session.flush()
-        return False
-
-    def entry(self, entry: dict[str, Any], chunks: Iterator[bytes]) -> None:
+    def entry(self, entry: Entry, chunks: Iterator[bytes]) -> None:
         """One entry of the archive, whichever its kind."""
-        if entry.get("kind") == "version":
-            self.version(entry["path"], b"".join(chunks))
-        elif entry.get("kind") == "file":
-            self.file(entry, chunks)
+        if isinstance(entry, VersionEntry):
+            self.version(entry.path, b"".join(chunks))
         else:
-            raise InvalidInputError(f"entry {entry.get('path')!r} is of unknown kind {entry.get('kind')!r}")
+            self.file(entry, chunks)
 
     def version(self, path: str, data: bytes) -> None:
-        try:
-            document = json.loads(data)
-        except ValueError as exc:
-            raise InvalidInputError(f"version document {path!r} is not JSON: {exc}") from exc
-        values = _version_values(document, self.report.organization_sid)
-        if path.rsplit("/", 1)[-1] != f"{values['sid']}.json":
-            raise InvalidInputError(f"version document {path!r} names another sid, {values['sid']!r}")
-        self.pending_versions.append(values)
-        if len(self.pending_versions) >= INSERT_BATCH:
+        document = parse_version_document(data, path=path)
+        if path.rsplit("/", 1)[-1] != f"{document.sid}.json":
+            raise InvalidInputError(f"version document {path!r} names another sid, {document.sid!r}")
+        self.pending_versions.append({
+            "sid": document.sid, "record_sid": document.record_sid,
+            "organization_sid": self.report.organization_sid, "number": document.number,
+            "data": document.data, "created_at": document.created_at, "created_by": document.created_by})
+        if len(self.pending_versions) >= BATCH:
             self.insert_versions()
 
     def insert_versions(self) -> None:
         """The versions read so far, inserted in one statement: one by one through the ORM,
-        restore ran at about 4,000 versions/s. Versions the target already has are kept
-        (`--merge skip`) or replaced, as one by one."""
+        restore ran at about 4,000 versions/s. Versions the target already has (of this
+        organization: the plan refused any other's) are kept (`--merge skip`) or replaced."""
         rows, self.pending_versions = self.pending_versions, []
         if not rows:
             return
         sids = [row["sid"] for row in rows]
-        existing = set(self.session.scalars(select(Version.sid).where(Version.sid.in_(sids))))
+        existing = set(self.session.scalars(select(Version.sid).where(
+            Version.sid.in_(sids), Version.organization_sid == self.report.organization_sid)))
         if existing and self.merge is MergePolicy.SKIP:
             self.report.skipped += len(existing)
             rows = [row for row in rows if row["sid"] not in existing]
         elif existing:
             self.session.execute(delete(Version).where(Version.sid.in_(existing)))
-        self._ensure_records({row["record_sid"] for row in rows})
+        self._ensure_records({str(row["record_sid"]) for row in rows})
         if rows:
             self.session.execute(insert(Version), rows)
         self.report.versions += len(rows)
 
     def _ensure_records(self, sids: set[str]) -> None:
+        """Records the rows point to exist, made if missing; one of another organization is
+        refused (versions may not be attached to what the archive does not own)."""
         missing = sids - self.records
-        if missing:
-            missing -= set(self.session.scalars(select(Record.sid).where(Record.sid.in_(missing))))
+        if not missing:
+            return
+        for sid, owner in self.session.execute(
+                select(Record.sid, Record.organization_sid).where(Record.sid.in_(missing))):
+            if owner != self.report.organization_sid:
+                raise self.plan._foreign("record", sid, owner)
+            missing.discard(sid)
         if missing:
             organization = self.report.organization_sid
             self.session.execute(insert(Record), [{"sid": sid, "organization_sid": organization, "name": sid}
@@ -199,13 +296,14 @@ class _Restorer:
             self.report.records += len(missing)
         self.records |= sids
 
-    def file(self, entry: dict[str, Any], chunks: Iterator[bytes]) -> None:
-        key = _storage_key(entry, self.report.organization_sid)
-        if self._keep_existing(File, entry["uid"]):
+    def file(self, entry: FileEntry, chunks: Iterator[bytes]) -> None:
+        key = storage_key(entry, self.report.organization_sid)
+        if self.plan.skips(entry.uid):
             for _ in chunks:  # read anyway: the archive is checked to its end
                 pass
+            self.report.skipped += 1
             return
-        pending = self.files_storage.open_write(key, entry["size"])
+        pending = self.staging.open_write(key, entry.size)
         try:
             for chunk in chunks:
                 pending.write(chunk)
@@ -213,45 +311,54 @@ class _Restorer:
             pending.abort()
             raise
         pending.commit()
-        self.written_keys.append(key)
-        if entry.get("record_sid"):
-            self._ensure_records({entry["record_sid"]})
+        existing = self.session.get(File, entry.uid)
+        if existing is not None:  # overwrite: the plan checked it is this organization's, same key
+            self.session.delete(existing)
+            self.session.flush()
+        if entry.record_sid:
+            self._ensure_records({entry.record_sid})
         self.session.add(File(
-            uid=entry["uid"], organization_sid=self.report.organization_sid,
-            record_sid=entry.get("record_sid"), name=entry["original_name"], size=entry["size"],
-            content_type=entry.get("content_type"), storage_key=key,
-            created_at=datetime.fromisoformat(entry["created_at"]) if entry.get("created_at")
-            else datetime.fromisoformat(self.manifest["created"]),
+            uid=entry.uid, organization_sid=self.report.organization_sid,
+            record_sid=entry.record_sid, name=entry.original_name, size=entry.size,
+            content_type=entry.content_type, storage_key=key,
+            created_at=entry.created_at or self.header.created,
         ))
         self.report.files += 1
-        self.report.bytes += entry["size"]
-
-    def undo_blobs(self) -> None:
-        for key in self.written_keys:
-            self.files_storage.delete(key)
+        self.report.bytes += entry.size
 
 
 def _open_entries(source: BinaryIO, label: str, limits: ArchiveLimits) -> _Entries:
-    """The archive for pass two: read in one pass if laid out as labvault writes, else by zipfile."""
+    """The archive for pass two: read in one pass if laid out as labvault writes, else held."""
     laid_out = open_laid_out(source, label=label, limits=limits)
     if laid_out is not None:
         return laid_out
     source.seek(0)
     reader = ArchiveReader(source, label=label, limits=limits)
     if not reader.report.ok:
-        reader.close()
         raise _refused(reader.report.problems, label)  # it changed between the passes
     return reader
 
 
+def _check_room(files_storage: Storage, file_bytes: int, label: str) -> None:
+    """Refuse an archive whose files the target store cannot hold, before writing any."""
+    free = files_storage.free_bytes()
+    if free is not None and file_bytes > free:
+        raise InvalidInputError(f"archive {label} holds {file_bytes} bytes of files; the target files store "
+                                f"has {free} bytes free; nothing was restored")
+
+
 def restore_archive(open_source: Callable[[], BinaryIO], *, label: str, session: Session,
                     files_storage: Storage, organization_sid: str | None = None,
-                    merge: MergePolicy | None = None,
-                    limits: ArchiveLimits | None = None) -> RestoreReport:
+                    merge: MergePolicy | None = None, limits: ArchiveLimits | None = None,
+                    stale_after: timedelta = timedelta(hours=1)) -> RestoreReport:
     """Verify the archive, then restore its organization, records, versions and files. Commits.
 
     `open_source` is called once per pass (the archive is read twice: verify, then write).
+    Staging left by an earlier restore into this target is settled first (`recover_staging`).
     """
+    recover_staging(session, files_storage, stale_after=stale_after)
+    session.commit()
+    limits = limits or ArchiveLimits()
     with open_source() as source:
         verified = verify_archive(source, label=label, limits=limits)
     if not verified.ok:
@@ -260,28 +367,45 @@ def restore_archive(open_source: Callable[[], BinaryIO], *, label: str, session:
     if organization_sid is not None and organization_sid != organization:
         raise InvalidInputError(f"archive {label} holds organization {organization!r}, "
                                 f"not {organization_sid!r}; nothing was restored")
-    with open_source() as source:
-        archive = _open_entries(source, label, limits or ArchiveLimits())
+    with open_source() as source, tempfile.TemporaryDirectory(prefix="labvault-restore-") as folder:
+        archive = _open_entries(source, label, limits)
+        plan = _Plan(session, files_storage, organization, merge, Path(folder))
         try:
-            _check_plan(archive, session, files_storage, organization, must_be_free=merge is None)
+            plan.check(archive.manifest_entries())
+            header = archive.header
+            assert header is not None  # verified above
+            _check_room(files_storage, sum(e.size for e in archive.manifest_entries()
+                                           if isinstance(e, FileEntry) and not plan.skips(e.uid)), label)
             report = RestoreReport(source=label, organization_sid=organization)
-            restorer = _Restorer(session, files_storage, archive.manifest, report, merge)
-            try:
-                if session.get(Organization, organization) is None:
-                    name = (archive.manifest.get("organization") or {}).get("name") or organization
-                    session.add(Organization(sid=organization, name=name))
-                    session.flush()
-                for entry, chunks in archive.entries_with_bytes():
-                    restorer.entry(entry, chunks)
-                restorer.insert_versions()
-                session.commit()
-            except BaseException as exc:
-                session.rollback()
-                restorer.undo_blobs()
-                if isinstance(exc, ValueError) and not isinstance(exc, LabvaultError):
-                    raise InvalidInputError(f"archive {label} changed since it was verified: {exc}; "
-                                            "nothing was restored") from exc
-                raise
+            staging = Staging(files_storage)
+            _write(session, staging, archive, header, report, plan, label)
+            staging.promote()
             return report
         finally:
+            plan.close()
             archive.close()
+
+
+def _write(session: Session, staging: Staging, archive: _Entries, header: ManifestHeader,
+           report: RestoreReport, plan: _Plan, label: str) -> None:
+    """Pass two, committed with its `restore_runs` row, or rolled back with its staging gone."""
+    restorer = _Restorer(session, staging, header, report, plan)
+    try:
+        staging.begin()
+        if session.get(Organization, report.organization_sid) is None:
+            session.add(Organization(sid=report.organization_sid,
+                                     name=header.organization.name or report.organization_sid))
+            session.flush()
+        for entry, chunks in archive.entries_with_bytes():
+            restorer.entry(entry, chunks)
+        restorer.insert_versions()
+        session.add(RestoreRun(id=staging.run_id, organization_sid=report.organization_sid))
+        session.commit()
+    except BaseException as exc:
+        session.rollback()
+        staging.discard()
+        if isinstance(exc, (ZipStructureError, ArchiveRefused)):
+            raise InvalidInputError(f"archive {label} changed since it was verified: {exc}; "
+                                    "nothing was restored") from None
+        raise
+

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import posixpath
 import queue
+import shutil
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ class Storage(Protocol):
     def exists(self, key: str) -> bool: ...
     def modified(self, key: str) -> datetime: ...
     def delete(self, key: str) -> None: ...
+    def move(self, source: str, target: str) -> None: ...
+    def free_bytes(self) -> int | None: ...
     def list(self, prefix: str = "") -> list[str]: ...
     def list_partials(self) -> list[PartialWrite]: ...
     def check_writable(self) -> None: ...
@@ -171,6 +174,22 @@ class FsspecStorage:
             self.fs.rm(self._path(key))
         except FileNotFoundError:
             pass
+
+    def move(self, source: str, target: str) -> None:
+        """Put the object at `source` in place of `target` (a rename in a folder, a server-side
+        copy then delete on S3); raises FileNotFoundError when `source` is gone."""
+        target_path = self._path(target)
+        self.fs.makedirs(posixpath.dirname(target_path), exist_ok=True)
+        self.fs.mv(self._path(source), target_path)
+
+    def free_bytes(self) -> int | None:
+        """Bytes the store can still take, where that is known (a local folder's disk)."""
+        if not self._is_local:
+            return None
+        folder = self.root
+        while not os.path.exists(folder):
+            folder = os.path.dirname(folder)
+        return shutil.disk_usage(folder).free
 
     def list(self, prefix: str = "") -> list[str]:
         base = self._path(prefix) if prefix else self.root

@@ -189,7 +189,7 @@ HOSTILE = {
     "duplicate names": ([("org-h/u_a", b"one"), ("org-h/u_a", b"two")], None, "appears twice"),
     "zip bomb": ([("org-h/u_bomb", b"\0" * (30 * 1024 * 1024))], None, "ZIP bomb"),
     "lying sha256": ([("org-h/u_a", b"data")], {"sha256": "0" * 64}, "SHA-256 differs"),
-    "lying size": ([("org-h/u_a", b"data")], {"size": 3}, "larger than the manifest"),
+    "lying size": ([("org-h/u_a", b"data")], {"size": 3}, "larger than its declared size of 3 bytes"),
     "escaping storage key": ([("org-h/u_a", b"data")], {"storage_key": "../../labvault-evil"},
                              "not a plain relative path"),
 }
