@@ -25,6 +25,8 @@ def archive_opener(source: str, session: Session,
     if "://" in source or os.sep in source or source.endswith(".zip"):
         if "://" not in source and not os.path.exists(source):
             raise NotFoundError(f"archive {source!r} does not exist")
+        if "://" not in source and not os.path.isfile(source):
+            raise InvalidInputError(f"archive {source!r} is not a regular file; give the path of a zip")
 
         def open_url() -> BinaryIO:
             try:

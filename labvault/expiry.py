@@ -1,4 +1,5 @@
-"""The scheduled clean-up: expired backups deleted, stale runs reaped, orphaned partials removed.
+"""The scheduled clean-up: expired backups deleted, stale runs reaped, orphaned partials removed,
+and restores killed midway settled (their staging promoted if they committed, else removed).
 
 Idempotent: a second run right after the first finds nothing to do.
 """
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from labvault.backups import fail_backup
 from labvault.deletion import remove_backup
 from labvault.models import Backup, BackupStatus, as_utc, utcnow
+from labvault.restore_staging import recover_staging
 from labvault.storage import PARTIAL_SUFFIX, Storage
 
 
@@ -24,10 +26,11 @@ class ExpiryReport:
     deleted: list[str] = field(default_factory=list)
     reaped: list[str] = field(default_factory=list)
     orphans_removed: list[str] = field(default_factory=list)
+    restores_settled: list[str] = field(default_factory=list)
 
     @property
     def did_nothing(self) -> bool:
-        return not (self.deleted or self.reaped or self.orphans_removed)
+        return not (self.deleted or self.reaped or self.orphans_removed or self.restores_settled)
 
 
 def delete_expired(session: Session, backups_storage: Storage, now: datetime) -> list[str]:
@@ -71,11 +74,22 @@ def remove_orphaned_partials(session: Session, backups_storage: Storage, now: da
     return removed
 
 
+def settle_restores(session: Session, files_storage: Storage, now: datetime,
+                    stale_after: timedelta) -> list[str]:
+    """Staging left in the files store by restores into this database that were killed."""
+    recovered = recover_staging(session, files_storage, stale_after=stale_after, now=now)
+    session.commit()
+    return ([f"restore {run} committed: staged files moved into place" for run in recovered.promoted]
+            + [f"restore {run} never committed: staged files removed" for run in recovered.discarded])
+
+
 def expire_backups(session: Session, backups_storage: Storage, *, stale_after: timedelta,
-                   now: datetime | None = None) -> ExpiryReport:
+                   files_storage: Storage | None = None, now: datetime | None = None) -> ExpiryReport:
     now = now or utcnow()
     report = ExpiryReport()
     report.deleted = delete_expired(session, backups_storage, now)
     report.reaped = reap_stale(session, now, stale_after)
     report.orphans_removed = remove_orphaned_partials(session, backups_storage, now, stale_after)
+    if files_storage is not None:
+        report.restores_settled = settle_restores(session, files_storage, now, stale_after)
     return report

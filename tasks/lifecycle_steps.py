@@ -28,17 +28,20 @@ def delete_backup(sid: str, requested_by: str) -> dict[str, Any]:
 
 @task(name="expire-backups", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def expire(stale_after_minutes: int | None = None) -> expiry.ExpiryReport:
-    """Delete expired backups, reap stale runs, remove orphaned partial archives."""
+    """Delete expired backups, reap stale runs, remove orphaned partial archives, settle
+    restores killed midway."""
     settings = context.settings()
     minutes = stale_after_minutes or settings.stale_after_minutes
     with context.sessions()() as session:
         report = expiry.expire_backups(session, context.backups_storage(),
-                                       stale_after=timedelta(minutes=minutes))
+                                       stale_after=timedelta(minutes=minutes), files_storage=context.files())
     logger = get_run_logger()
-    logger.info("Expiry: %d deleted, %d reaped to Error, %d orphaned partials removed",
-                len(report.deleted), len(report.reaped), len(report.orphans_removed))
+    logger.info("Expiry: %d deleted, %d reaped to Error, %d orphaned partials removed, "
+                "%d interrupted restores settled", len(report.deleted), len(report.reaped),
+                len(report.orphans_removed), len(report.restores_settled))
     for label, items in (("deleted", report.deleted), ("reaped", report.reaped),
-                         ("orphan removed", report.orphans_removed)):
+                         ("orphan removed", report.orphans_removed),
+                         ("restore settled", report.restores_settled)):
         for item in items:
             logger.info("Expiry: %s %s", label, item)
     return report
@@ -52,7 +55,8 @@ def report_expiry(report: expiry.ExpiryReport) -> None:
         lines.append("Nothing to do: no backup expired, none stale, no orphaned partial archive.")
     for title, items in (("Deleted (expired)", report.deleted),
                          ("Reaped to Error (stale)", report.reaped),
-                         ("Orphaned partial archives removed", report.orphans_removed)):
+                         ("Orphaned partial archives removed", report.orphans_removed),
+                         ("Interrupted restores settled", report.restores_settled)):
         if items:
             lines += [f"## {title}", ""] + [f"- `{item}`" for item in items] + [""]
     create_markdown_artifact("\n".join(lines), key="backup-expiry",
