@@ -111,7 +111,7 @@ class EntryReader:
                 except zlib.error as exc:
                     raise self._fail(f"is corrupt: {exc}") from None
                 if inflater.unconsumed_tail:
-                    raise self._fail("expands past its declared size")
+                    raise self._fail(f"is larger than its declared size of {limit} bytes")
                 if inflater.eof and (inflater.unused_data or remaining):
                     raise self._fail("has data after the end of its deflate stream")
             produced += len(block)
