@@ -28,7 +28,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from labvault.archive_scan import ArchiveRefused, open_laid_out
-from labvault.errors import InvalidInputError
+from labvault.errors import InvalidInputError, TransientError
 from labvault.manifest_schema import FileEntry, ManifestHeader, VersionEntry, parse_version_document
 from labvault.models import File, Organization, Record, RestoreRun, Version
 from labvault.restore_staging import Staging, recover_staging
@@ -379,11 +379,22 @@ def restore_archive(open_source: Callable[[], BinaryIO], *, label: str, session:
             report = RestoreReport(source=label, organization_sid=organization)
             staging = Staging(files_storage)
             _write(session, staging, archive, header, report, plan, label)
-            staging.promote()
+            _promote(staging, label)
             return report
         finally:
             plan.close()
             archive.close()
+
+
+def _promote(staging: Staging, label: str) -> None:
+    """Staged blobs onto their keys, now that the rows committed; if that fails midway, what
+    is left is finished by the next restore into this target or by `labvault expire`."""
+    try:
+        staging.promote()
+    except OSError as exc:
+        raise TransientError(f"archive {label} was restored, but moving its files into place failed: "
+                             f"{exc}; the next restore into this target or `labvault expire` finishes "
+                             f"it (staging {staging.prefix})") from exc
 
 
 def _write(session: Session, staging: Staging, archive: _Entries, header: ManifestHeader,

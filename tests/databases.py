@@ -17,9 +17,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from labvault.database import engine_for
+from labvault.models import Base
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-TABLES = "organizations, users, records, versions, files, backups"
+# Every table of the models, so a table added later is emptied too.
+TABLES = ", ".join(sorted(Base.metadata.tables))
 
 
 def postgres_admin_url() -> str:

@@ -95,9 +95,9 @@ def forge_zip64_end(entries: int, directory_size: int, directory_offset: int) ->
 ORG = "org-h"
 
 
-def manifest(entries: list[dict[str, Any]], **header: Any) -> dict[str, Any]:
+def manifest(entries: list[dict[str, Any]], org: str = ORG, **header: Any) -> dict[str, Any]:
     """A manifest for `entries`, honest unless `header` overrides a field."""
-    return {"format_version": 1, "organization": {"sid": ORG, "name": "H"}, "backup": {"sid": "bk-h"},
+    return {"format_version": 1, "organization": {"sid": org, "name": "H"}, "backup": {"sid": "bk-h"},
             "created": "2026-01-01T00:00:00+00:00",
             "counts": {"versions": sum(e.get("kind") == "version" for e in entries),
                        "files": sum(e.get("kind") == "file" for e in entries)},
@@ -111,13 +111,13 @@ def version_document(sid: str, **fields: Any) -> bytes:
     return json.dumps(document).encode()
 
 
-def described(path: str, data: bytes, kind: str = "file", **fields: Any) -> dict[str, Any]:
+def described(path: str, data: bytes, kind: str = "file", org: str = ORG, **fields: Any) -> dict[str, Any]:
     """A manifest entry describing `data` honestly; `fields` add or override."""
     entry: dict[str, Any] = {"path": path, "kind": kind, "size": len(data),
                              "sha256": hashlib.sha256(data).hexdigest()}
     if kind == "file":
         uid = path.rsplit("/", 1)[-1].split("_", 1)[0]
-        entry.update(uid=uid, original_name="name.bin", storage_key=f"{ORG}/{uid}",
+        entry.update(uid=uid, original_name="name.bin", storage_key=f"{org}/{uid}",
                      created_at="2026-01-01T00:00:00+00:00")
     entry.update(fields)
     return entry
@@ -129,19 +129,22 @@ class ArchivePlan:
 
     items: list[tuple[Forged, dict[str, Any]]] = field(default_factory=list)
     header: dict[str, Any] = field(default_factory=dict)
+    org: str = ORG
 
     def file(self, uid: str, data: bytes, **fields: Any) -> "ArchivePlan":
-        path = f"{ORG}/{uid}_name.bin"
-        self.items.append((Forged(path, data), described(path, data, **fields)))
+        path = f"{self.org}/{uid}_name.bin"
+        self.items.append((Forged(path, data), described(path, data, org=self.org, **fields)))
         return self
 
     def version(self, sid: str, document: bytes | None = None, **fields: Any) -> "ArchivePlan":
-        path = f"{ORG}/versions/{sid}.json"
+        path = f"{self.org}/versions/{sid}.json"
         data = version_document(sid) if document is None else document
-        self.items.append((Forged(path, data, method=DEFLATED), described(path, data, "version", **fields)))
+        self.items.append((Forged(path, data, method=DEFLATED),
+                           described(path, data, "version", org=self.org, **fields)))
         return self
 
     def build(self) -> bytes:
-        lines = manifest([line for _, line in self.items], **self.header)
+        lines = manifest([line for _, line in self.items], org=self.org, **self.header)
         data = json.dumps(lines).encode()
-        return forge([entry for entry, _ in self.items] + [Forged(f"{ORG}/manifest.json", data, method=DEFLATED)])
+        return forge([entry for entry, _ in self.items]
+                     + [Forged(f"{self.org}/manifest.json", data, method=DEFLATED)])

@@ -1,0 +1,290 @@
+"""A restore never touches what its archive's organization does not own, and never loses what
+the target held (issue 13, items 1 to 5, and the restore half of 9). Every test runs on SQLite
+and PostgreSQL: the target is the test's own database and files store, already holding
+organization org-1."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import MetaData, select
+
+from labvault.errors import InvalidInputError, TransientError
+from labvault.models import File, RestoreRun
+from labvault.restore import MergePolicy, restore_archive
+from labvault.restore_staging import STAGING_PREFIX, recover_staging
+from labvault.storage import FsspecStorage
+from tests.labvault.test_backups import request_for, run_backup
+from labvault.zip_format import DEFLATED
+from tests.zip_forge import ORG, ArchivePlan, Forged, forge, manifest, version_document
+
+
+def target_digest(sessions, files: FsspecStorage, *, skip_tables: tuple[str, ...] = ()) -> str:  # type: ignore[no-untyped-def]
+    """A hash of every row of every table and of every blob's bytes: what must not change."""
+    digest = hashlib.sha256()
+    with sessions() as session:
+        tables = MetaData()
+        tables.reflect(bind=session.connection())
+        for name in sorted(set(tables.tables) - set(skip_tables)):
+            table = tables.tables[name]
+            rows = session.execute(select(table)).all()
+            for row in sorted(repr(tuple(row)) for row in rows):
+                digest.update(f"{name}:{row}\n".encode())
+    for key in files.list():
+        with files.open_read(key) as blob:
+            digest.update(key.encode() + b"\0" + hashlib.sha256(blob.read()).digest())
+    return digest.hexdigest()
+
+
+def restore(sessions, files: FsspecStorage, data: bytes | Callable[[], Any],  # type: ignore[no-untyped-def]
+            merge: MergePolicy | None = None):
+    opener = (lambda: io.BytesIO(data)) if isinstance(data, bytes) else data
+    with sessions() as session:
+        return restore_archive(opener, label="hostile.zip", session=session, files_storage=files, merge=merge)
+
+
+def refused(sessions, files, data, message: str, merge: MergePolicy | None = None) -> None:  # type: ignore[no-untyped-def]
+    """The restore is refused with exactly `message`, and the target is as it was."""
+    before = target_digest(sessions, files)
+    with pytest.raises(InvalidInputError) as caught:
+        restore(sessions, files, data, merge)
+    assert str(caught.value) == message
+    assert target_digest(sessions, files) == before, "a refused restore changed the target"
+
+
+def some_file(organization) -> tuple[File, bytes]:  # type: ignore[no-untyped-def]
+    return next(iter(organization.files.values()))
+
+
+# --- 1: keys an archive may write --------------------------------------------------------------
+
+@pytest.mark.parametrize("merge", [None, MergePolicy.SKIP, MergePolicy.OVERWRITE])
+def test_a_storage_key_of_another_organization_is_refused(sessions, files, organization, merge) -> None:  # type: ignore[no-untyped-def]
+    row, _ = some_file(organization)
+    data = ArchivePlan().file("u-new", b"evil bytes", storage_key=row.storage_key).build()
+    refused(sessions, files, data,
+            f"entry '{ORG}/u-new_name.bin': storage key {row.storage_key!r} is outside organization "
+            f"{ORG!r}; nothing was restored", merge)
+
+
+def test_under_skip_a_key_another_file_uses_is_skipped_and_no_byte_is_written(sessions, files, organization) -> None:  # type: ignore[no-untyped-def]
+    row, original = some_file(organization)
+    data = ArchivePlan(org=organization.sid).file("u-new", b"other bytes", storage_key=row.storage_key).build()
+    before = target_digest(sessions, files, skip_tables=("restore_runs",))
+    report = restore(sessions, files, data, MergePolicy.SKIP)
+    assert (report.files, report.skipped) == (0, 1)
+    assert target_digest(sessions, files, skip_tables=("restore_runs",)) == before
+    with files.open_read(row.storage_key) as blob:
+        assert blob.read() == original
+
+
+def test_without_merge_a_key_another_file_uses_is_a_conflict(sessions, files, organization) -> None:  # type: ignore[no-untyped-def]
+    row, _ = some_file(organization)
+    plan = ArchivePlan(org=organization.sid, header={"organization": {"sid": organization.sid, "name": "x"}})
+    data = plan.file("u-new", b"other bytes", storage_key=row.storage_key).build()
+    refused(sessions, files, data,
+            f"the target already holds a file ({row.uid!r}) under storage key {row.storage_key!r}, "
+            f"organization {organization.sid!r}; restore into an empty target or pass --merge skip "
+            "(keep what is there) or --merge overwrite (replace it)")
+    refused(sessions, files, data,
+            f"entry '{organization.sid}/u-new_name.bin': a file ({row.uid!r}) under storage key "
+            f"{row.storage_key!r} that --merge overwrite would not replace (another file's); nothing was restored",
+            MergePolicy.OVERWRITE)
+
+
+# --- 2: a failed overwrite keeps every old byte and row ----------------------------------------
+
+def test_an_overwrite_failing_late_leaves_every_old_byte_and_row(sessions, files, backups_storage, organization, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The archive changes between verification and writing, in its last file: by then every
+    other blob was written. The old blobs, rows and nothing else are what is left."""
+    sid = run_backup(sessions, files, backups_storage, request_for(organization))
+    archive = Path(backups_storage.url(f"{organization.sid}/{sid}.zip"))
+    with sessions() as session:  # the target moves on after the backup: new bytes to lose
+        for row in session.scalars(select(File)):
+            pending = files.open_write(row.storage_key)
+            pending.write(b"changed since the backup " + row.uid.encode())
+            pending.commit()
+    with zipfile.ZipFile(archive) as zf:
+        last = max((i for i in zf.infolist() if not i.filename.endswith(".json")), key=lambda i: i.header_offset)
+    damaged = bytearray(archive.read_bytes())
+    damaged[last.header_offset + 30 + len(last.filename.encode()) + last.compress_size // 2] ^= 1
+    reads = iter([archive.read_bytes(), bytes(damaged)])
+    before = target_digest(sessions, files)
+    with pytest.raises(InvalidInputError, match="changed since it was verified"):
+        restore(sessions, files, lambda: io.BytesIO(next(reads)), MergePolicy.OVERWRITE)
+    assert target_digest(sessions, files) == before
+    assert not files.list(STAGING_PREFIX)
+
+
+def test_an_overwrite_replaces_bytes_only_after_the_rows_commit(sessions, files, backups_storage, organization) -> None:  # type: ignore[no-untyped-def]
+    sid = run_backup(sessions, files, backups_storage, request_for(organization))
+    archive = Path(backups_storage.url(f"{organization.sid}/{sid}.zip")).read_bytes()
+    row, original = some_file(organization)
+    pending = files.open_write(row.storage_key)
+    pending.write(b"changed")
+    pending.commit()
+    report = restore(sessions, files, archive, MergePolicy.OVERWRITE)
+    assert report.files == len(organization.files)
+    with files.open_read(row.storage_key) as blob:
+        assert blob.read() == original
+    assert not files.list(STAGING_PREFIX)
+
+
+# --- 3: every entry is checked, not the first 10,000 -------------------------------------------
+
+def test_entry_10001_naming_another_organizations_version_is_refused(sessions, files, organization) -> None:  # type: ignore[no-untyped-def]
+    plan = ArchivePlan()
+    for number in range(10_000):
+        plan.version(f"v{number}")
+    theirs = next(iter(organization.versions))
+    data = plan.version(theirs).build()
+    for merge in (None, MergePolicy.SKIP, MergePolicy.OVERWRITE):
+        refused(sessions, files, data, f"version {theirs!r} belongs to organization {organization.sid!r} in the "
+                f"target, not to the archive's {ORG!r}; nothing was restored", merge)
+
+
+def test_entry_10001_naming_another_organizations_file_is_refused(sessions, files, organization) -> None:  # type: ignore[no-untyped-def]
+    plan = ArchivePlan()
+    for number in range(10_000):
+        plan.version(f"v{number}")
+    row, _ = some_file(organization)
+    data = plan.file(row.uid, b"evil").build()
+    refused(sessions, files, data, f"file {row.uid!r} belongs to organization {organization.sid!r} in the "
+            f"target, not to the archive's {ORG!r}; nothing was restored", MergePolicy.OVERWRITE)
+
+
+# --- 4: lying manifests ------------------------------------------------------------------------
+
+def test_two_files_claiming_one_storage_key_are_refused(sessions, files, organization) -> None:  # type: ignore[no-untyped-def]
+    data = ArchivePlan().file("u1", b"one").file("u2", b"two", storage_key=f"{ORG}/u1").build()
+    refused(sessions, files, data, f"manifest entries '{ORG}/u1_name.bin' and '{ORG}/u2_name.bin' both claim "
+            f"storage key '{ORG}/u1'; nothing was restored")
+
+
+def test_versions_attached_to_another_organizations_record_are_refused(sessions, files, organization) -> None:  # type: ignore[no-untyped-def]
+    theirs = next(iter(organization.versions.values())).record_sid
+    data = ArchivePlan().version("v1", version_document("v1", record_sid=theirs)).build()
+    refused(sessions, files, data, f"record {theirs!r} belongs to organization {organization.sid!r} in the "
+            f"target, not to the archive's {ORG!r}; nothing was restored")
+    data = ArchivePlan().file("u1", b"one", record_sid=theirs).build()
+    refused(sessions, files, data, f"record {theirs!r} belongs to organization {organization.sid!r} in the "
+            f"target, not to the archive's {ORG!r}; nothing was restored")
+
+
+# --- 9: malformed fields, one line each ---------------------------------------------------------
+
+@pytest.mark.parametrize(("fields", "problem"), [
+    ({"storage_key": 12}, "storage_key: Input should be a valid string"),
+    ({"storage_key": ["a"]}, "storage_key: Input should be a valid string"),
+    ({"record_sid": ["r1"]}, "record_sid: Input should be a valid string"),
+    ({"created_at": 12}, "created_at: Input should be a valid datetime"),
+])
+def test_a_malformed_file_entry_is_refused_in_one_line(sessions, files, fields, problem) -> None:  # type: ignore[no-untyped-def]
+    data = ArchivePlan().file("u1", b"one", **fields).build()
+    refused(sessions, files, data, f"archive hostile.zip failed verification: manifest entry "
+            f"'{ORG}/u1_name.bin' is malformed: {problem}; nothing was restored")
+
+
+def test_a_manifest_without_its_created_date_is_refused(sessions, files) -> None:  # type: ignore[no-untyped-def]
+    plan = ArchivePlan().file("u1", b"one")
+    document = manifest([line for _, line in plan.items])
+    del document["created"]
+    data = forge([entry for entry, _ in plan.items]
+                 + [Forged(f"{ORG}/manifest.json", json.dumps(document).encode(), method=DEFLATED)])
+    refused(sessions, files, data, "archive hostile.zip failed verification: manifest is malformed: "
+            "created: Field required; nothing was restored")
+
+
+DEEP = b"[" * 1000 + b"]" * 1000
+
+
+@pytest.mark.parametrize(("document", "problem"), [
+    (b'{"sid": "v1", "record_sid": "r1", "number": Infinity, "created_at": "2026-01-01T00:00:00Z", "data": {}}',
+     "is malformed: number: Input should be a valid integer"),
+    (b'{"sid": "v1", "record_sid": "r1", "number": 1000000000000000000000000000000, '
+     b'"created_at": "2026-01-01T00:00:00Z", "data": {}}',
+     "is malformed: number: Input should be less than or equal to 2147483647"),
+    (b'{"sid": "v1", "record_sid": "r1", "number": 1, "created_at": "2026-01-01T00:00:00Z", "data": '
+     + DEEP + b"}", "is not JSON: Invalid JSON: recursion limit exceeded at line 1 column 294"),
+    (b'[{"sid": "v1"}]', "is malformed: Input should be an object"),
+    (b'{"sid": "v1", "record_sid": "r1", "number": 1, "created_at": 5, "data": {}}',
+     "is malformed: created_at: Input should be a valid datetime"),
+])
+def test_a_malformed_version_document_is_refused_in_one_line(sessions, files, document, problem) -> None:  # type: ignore[no-untyped-def]
+    data = ArchivePlan().version("v1", document).build()
+    refused(sessions, files, data, f"version document '{ORG}/versions/v1.json' {problem}")
+
+
+# --- 5: a restore killed at any point can be run again -----------------------------------------
+
+class FailingMoves(FsspecStorage):
+    """A files store whose moves fail: the crash between the commit and the promotion."""
+
+    def move(self, source: str, target: str) -> None:
+        raise OSError("disk unplugged")
+
+
+def test_a_restore_dying_after_its_commit_is_finished_by_recovery(sessions, files, settings) -> None:  # type: ignore[no-untyped-def]
+    data = ArchivePlan().file("u1", b"one").file("u2", b"two").build()
+    failing = FailingMoves(settings.files_url)
+    with pytest.raises(TransientError, match="was restored, but moving its files into place failed"):
+        restore(sessions, failing, data)
+    assert not files.exists(f"{ORG}/u1") and files.list(STAGING_PREFIX)
+    with sessions() as session:
+        assert session.scalar(select(RestoreRun.organization_sid)) == ORG
+        recovered = recover_staging(session, files, stale_after=timedelta(hours=1))
+    assert len(recovered.promoted) == 1 and not recovered.discarded
+    for uid, expected in (("u1", b"one"), ("u2", b"two")):
+        with files.open_read(f"{ORG}/{uid}") as blob:
+            assert blob.read() == expected
+    assert not files.list(STAGING_PREFIX)
+
+
+KILLED_RESTORE = """
+import sys, io
+from labvault.database import session_factory
+from labvault.restore import restore_archive
+from labvault.storage import FsspecStorage
+url, folder, path = sys.argv[1:]
+with session_factory(url)() as session:
+    restore_archive(lambda: open(path, "rb"), label="big", session=session, files_storage=FsspecStorage(folder))
+"""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_restore_killed_midway_can_be_run_again_without_clean_up(sessions, files, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """SIGKILL while blobs are being staged; the next restore removes the dead run's staging
+    (its process is gone) and succeeds."""
+    plan = ArchivePlan()
+    for number in range(12):
+        plan.file(f"u{number}", os.urandom(8 * 1024 * 1024))
+    path = tmp_path / "big.zip"
+    path.write_bytes(plan.build())
+    child = subprocess.Popen([sys.executable, "-c", KILLED_RESTORE, settings.database_url, settings.files_url,
+                              str(path)], cwd=Path(__file__).parents[2])
+    deadline = time.monotonic() + 60
+    while not any(key.startswith(f"{STAGING_PREFIX}/") and "/blobs/" in key for key in files.list(STAGING_PREFIX)):
+        assert child.poll() is None, "the restore ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert files.list(STAGING_PREFIX), "the killed restore left no staging: the test proves nothing"
+    report = restore(sessions, files, path.read_bytes())
+    assert report.files == 12
+    assert not files.list(STAGING_PREFIX)
+    with files.open_read(f"{ORG}/u3") as blob:
+        assert hashlib.sha256(blob.read()).hexdigest() == plan.items[3][1]["sha256"]
