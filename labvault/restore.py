@@ -122,6 +122,7 @@ class _Plan:
             "CREATE TABLE claim (kind TEXT, value TEXT, path TEXT, PRIMARY KEY (kind, value));"
             "CREATE TABLE skip (uid TEXT PRIMARY KEY);")
         self.taken: set[str] = set()
+        self.file_bytes = 0  # what the files store must take: every file not skipped
 
     def close(self) -> None:
         self.scratch.close()
@@ -187,6 +188,8 @@ class _Plan:
                 raise self._foreign("record", record_sid, owner)
         for key, entry in keys.items():
             conflict = self._file_conflict(entry, key, existing.get(entry.uid), key_users.get(key))
+            if conflict is None or self.merge is not MergePolicy.SKIP:
+                self.file_bytes += entry.size
             if conflict is None:
                 continue
             if self.merge is MergePolicy.SKIP:
@@ -374,8 +377,7 @@ def restore_archive(open_source: Callable[[], BinaryIO], *, label: str, session:
             plan.check(archive.manifest_entries())
             header = archive.header
             assert header is not None  # verified above
-            _check_room(files_storage, sum(e.size for e in archive.manifest_entries()
-                                           if isinstance(e, FileEntry) and not plan.skips(e.uid)), label)
+            _check_room(files_storage, plan.file_bytes, label)
             report = RestoreReport(source=label, organization_sid=organization)
             staging = Staging(files_storage)
             _write(session, staging, archive, header, report, plan, label)

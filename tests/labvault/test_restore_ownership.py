@@ -288,3 +288,15 @@ def test_a_restore_killed_midway_can_be_run_again_without_clean_up(sessions, fil
     assert not files.list(STAGING_PREFIX)
     with files.open_read(f"{ORG}/u3") as blob:
         assert hashlib.sha256(blob.read()).hexdigest() == plan.items[3][1]["sha256"]
+
+
+class NearlyFull(FsspecStorage):
+    def free_bytes(self) -> int | None:
+        return 5
+
+
+def test_files_the_target_cannot_hold_are_refused_before_any_write(sessions, files, settings) -> None:  # type: ignore[no-untyped-def]
+    data = ArchivePlan().file("u1", b"one").file("u2", b"two, too long").build()
+    refused(sessions, NearlyFull(settings.files_url), data,
+            "archive hostile.zip holds 16 bytes of files; the target files store has 5 bytes free; "
+            "nothing was restored")
