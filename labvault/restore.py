@@ -393,7 +393,7 @@ def _promote(staging: Staging, label: str) -> None:
     is left is finished by the next restore into this target or by `labvault expire`."""
     try:
         staging.promote()
-    except OSError as exc:
+    except (OSError, TransientError) as exc:
         raise TransientError(f"archive {label} was restored, but moving its files into place failed: "
                              f"{exc}; the next restore into this target or `labvault expire` finishes "
                              f"it (staging {staging.prefix})") from exc

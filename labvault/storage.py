@@ -371,6 +371,23 @@ class S3Storage(FsspecStorage):
         return _TransferPendingWrite(self._client(), bucket, object_key,
                                      part_size_for(expected_size, self.part_size))
 
+    def move(self, source: str, target: str) -> None:
+        """boto3's managed copy (server side, in parts past 5 GB), then the source deleted.
+        s3fs's copy of an object uploaded in parts carried the parts' composite checksum over
+        as the whole object's on moto, and every later read of the copy failed its checksum."""
+        bucket, _, source_key = self._path(source).partition("/")
+        target_key = self._path(target).partition("/")[2]
+        client = self._client()
+        try:
+            client.copy({"Bucket": bucket, "Key": source_key}, bucket, target_key)
+        except Exception as exc:  # botocore's errors, sorted as every store's are
+            code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+            if code in ("NoSuchKey", "404"):
+                raise FileNotFoundError(f"cannot move {source!r} in {self.url_root}: no such object") from exc
+            raise TransientError(f"cannot move {source!r} to {target!r} in {self.url_root}: "
+                                 f"{_failure_reason(exc)}") from exc
+        client.delete_object(Bucket=bucket, Key=source_key)
+
     def _client(self) -> Any:
         """A boto3 client, configured like s3fs from the standard AWS variables; made once."""
         with self._client_lock:  # copies open objects from several threads at once

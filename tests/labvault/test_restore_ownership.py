@@ -300,3 +300,23 @@ def test_files_the_target_cannot_hold_are_refused_before_any_write(sessions, fil
     refused(sessions, NearlyFull(settings.files_url), data,
             "archive hostile.zip holds 16 bytes of files; the target files store has 5 bytes free; "
             "nothing was restored")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_on_s3_blobs_are_staged_then_moved_and_a_failure_leaves_no_upload(sessions, s3_bucket) -> None:  # type: ignore[no-untyped-def]
+    from labvault.storage import S3Storage
+
+    store = S3Storage(f"s3://{s3_bucket}/files", setting="test", part_size=5 * 1024 * 1024)
+    big = os.urandom(11 * 1024 * 1024)  # three parts: a multipart upload under the staging prefix
+    good = ArchivePlan().file("u1", big).file("u2", b"two").build()
+    changed = bytearray(good)
+    changed[len(good) // 3] ^= 1  # inside u1, found only while writing
+    reads = iter([good, bytes(changed)])
+    with pytest.raises(InvalidInputError, match="changed since it was verified"):
+        restore(sessions, store, lambda: io.BytesIO(next(reads)))
+    assert store.list() == [] and store.list_partials() == []
+    report = restore(sessions, store, good)
+    assert report.files == 2 and report.bytes == len(big) + 3
+    assert store.list() == [f"{ORG}/u1", f"{ORG}/u2"]
+    with store.open_read(f"{ORG}/u1") as blob:
+        assert blob.read() == big

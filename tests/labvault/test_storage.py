@@ -53,6 +53,22 @@ def test_an_aborted_write_leaves_nothing(storage: FsspecStorage) -> None:
     assert not storage.exists("org/b.zip" + PARTIAL_SUFFIX)
 
 
+def test_a_move_replaces_the_target_and_a_missing_source_is_said(storage: FsspecStorage) -> None:
+    """What a restore's promotion relies on: the staged object takes the key's place whole."""
+    for key, data in (("org/u1", b"old bytes"), (".restore/run/blobs/org/u1", b"new bytes")):
+        pending = storage.open_write(key)
+        pending.write(data)
+        pending.commit()
+    storage.move(".restore/run/blobs/org/u1", "org/u1")
+    with storage.open_read("org/u1") as source:
+        assert source.read() == b"new bytes"
+    assert storage.list() == ["org/u1"]
+    with pytest.raises(FileNotFoundError):
+        storage.move(".restore/run/blobs/org/u1", "org/u1")
+    free = storage.free_bytes()
+    assert free is None if not storage.url("x").startswith("/") else free > 0
+
+
 def partial_keys(storage: FsspecStorage, seconds: float = 10) -> list[str]:
     """The keys of pending writes, once there are any: an S3 upload begins on its own thread."""
     deadline = time.monotonic() + seconds
