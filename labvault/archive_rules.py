@@ -25,7 +25,8 @@ class ArchiveLimits:
     size (once past `total_ratio_floor_bytes`: 2,048 entries of 1 MiB each stay under the
     per-entry floor, their sum does not), and never beyond `max_total_bytes`
     (`LABVAULT_ARCHIVE_MAX_BYTES`). An archive not laid out as labvault writes it is checked by
-    holding its directory and manifest, so at most `max_unordered_entries` entries (~1 KB each).
+    holding its directory and the manifest's paths, so at most `max_unordered_entries` entries
+    (~700 bytes each: 100,000 entries took 70 MB).
     """
 
     max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES

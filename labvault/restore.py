@@ -338,6 +338,7 @@ def _open_entries(source: BinaryIO, label: str, limits: ArchiveLimits) -> _Entri
     source.seek(0)
     reader = ArchiveReader(source, label=label, limits=limits)
     if not reader.report.ok:
+        reader.close()
         raise _refused(reader.report.problems, label)  # it changed between the passes
     return reader
 

@@ -6,8 +6,8 @@ are checked before bytes are read, and reads stop at the size the manifest decla
 
 An archive laid out as labvault writes it is read in one pass with flat memory
 (`archive_scan`). Any other zip (re-zipped by another tool, entries reordered) gets the full
-check here, which holds its directory and manifest (about a kilobyte per entry, so at most
-`ArchiveLimits.max_unordered_entries` entries) and names every problem it finds.
+check here, which holds its directory and the manifest's paths (about 500 bytes per entry, so
+at most `ArchiveLimits.max_unordered_entries` entries) and names every problem it finds.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from labvault.archive_rules import (
 )
 from labvault.archive_scan import scan_archive
 from labvault.errors import InvalidInputError
-from labvault.manifest_reader import read_manifest
+from labvault.manifest_reader import Manifest, read_manifest
 from labvault.manifest_schema import FileEntry, ManifestHeader, VersionEntry
 from labvault.zip_directory import DirectoryRecord, ZipStructureError, directory_location, directory_records
 from labvault.zip_entries import EntryReader
@@ -43,7 +43,8 @@ class ArchiveReader:
         self.report = VerifyReport(source=label)
         self.limits = limits or ArchiveLimits()
         self.header: ManifestHeader | None = None
-        self.entries: dict[str, Entry] = {}
+        self.paths: set[str] = set()
+        self._manifest: Manifest | None = None
         self.records: dict[str, DirectoryRecord] = {}
         self._bound = 0
         try:
@@ -117,79 +118,75 @@ class ArchiveReader:
             return
         reader = EntryReader(self.source, record, bound=self._bound)
         try:
-            manifest = read_manifest(reader.chunks(record.size), declared_size=record.size,
-                                     max_entries=self.limits.max_unordered_entries)
+            self._manifest = read_manifest(reader.chunks(record.size), declared_size=record.size,
+                                           max_entries=self.limits.max_unordered_entries)
+            self._check_manifest(self._manifest.header, record)
         except (InvalidInputError, ZipStructureError) as exc:
             self._problem(str(exc))
-            return
-        try:
-            self._check_manifest(manifest.header, manifest.entries(), record)
-        except InvalidInputError as exc:
-            self._problem(str(exc))
-        finally:
-            manifest.close()
 
-    def _check_manifest(self, header: ManifestHeader, entries: Iterator[Entry],
-                        record: DirectoryRecord) -> None:
+    def _check_manifest(self, header: ManifestHeader, record: DirectoryRecord) -> None:
+        """The manifest against the directory; only the listed paths are held, the entries
+        stay spilled and are parsed again as they are read."""
         organization = header.organization.sid
         self.header = header
         self.report.organization_sid = organization
         self.report.backup_sid = header.backup.sid
-        listed = 0
-        for entry in entries:
+        listed = total = 0
+        kinds = {"version": 0, "file": 0}
+        for entry in self.manifest_entries():
             listed += 1
-            self.entries[entry.path] = entry
-        if len(self.entries) != listed:
+            kinds[entry.kind] += 1
+            total += entry.size
+            self.paths.add(entry.path)
+            if not entry.path.startswith(f"{organization}/"):
+                self._problem(f"manifest entry {entry.path!r} is outside organization {organization!r}")
+        if len(self.paths) != listed:
             self._problem("manifest lists a path twice")
         if record.name != f"{organization}/{MANIFEST_NAME}":
             self._problem(f"manifest is at {record.name!r} but names organization {organization!r}")
         names = set(self.records) - {record.name}
-        for path in sorted(names - set(self.entries)):
+        for path in sorted(names - self.paths):
             self._problem(f"entry {path!r} is not in the manifest")
-        for path in sorted(set(self.entries) - names):
+        for path in sorted(self.paths - names):
             self._problem(f"entry {path!r} is in the manifest but missing from the archive")
-        for path in self.entries:
-            if not path.startswith(f"{organization}/"):
-                self._problem(f"manifest entry {path!r} is outside organization {organization!r}")
-        kinds = [entry.kind for entry in self.entries.values()]
         counts = header.counts
-        if (counts.versions, counts.files) != (kinds.count("version"), kinds.count("file")):
+        if (counts.versions, counts.files) != (kinds["version"], kinds["file"]):
             self._problem(f"manifest counts {counts.versions} versions and {counts.files} files, but "
-                          f"lists {kinds.count('version')} version and {kinds.count('file')} file entries")
-        if header.total_bytes != sum(entry.size for entry in self.entries.values()):
+                          f"lists {kinds['version']} version and {kinds['file']} file entries")
+        if header.total_bytes != total:
             self._problem("manifest total_bytes does not match the sum of its entries' sizes")
 
-    def chunks(self, path: str) -> Iterator[bytes]:
+    def chunks(self, entry: Entry) -> Iterator[bytes]:
         """An entry's bytes in chunks, checked against the manifest as they stream: raises
         `ZipStructureError` naming the entry if its size, SHA-256 or CRC disagree."""
-        expected = self.entries[path]
         digest = hashlib.sha256()
         size = 0
-        for chunk in EntryReader(self.source, self.records[path], bound=self._bound).chunks(expected.size):
+        reader = EntryReader(self.source, self.records[entry.path], bound=self._bound)
+        for chunk in reader.chunks(entry.size):
             size += len(chunk)
             digest.update(chunk)
             yield chunk
-        if size != expected.size:
-            raise ZipStructureError(f"entry {path!r} has {size} bytes, the manifest says {expected.size}")
-        if digest.hexdigest() != expected.sha256:
-            raise ZipStructureError(f"entry {path!r}: SHA-256 differs from the manifest")
+        if size != entry.size:
+            raise ZipStructureError(f"entry {entry.path!r} has {size} bytes, the manifest says {entry.size}")
+        if digest.hexdigest() != entry.sha256:
+            raise ZipStructureError(f"entry {entry.path!r}: SHA-256 differs from the manifest")
 
     def manifest_entries(self) -> Iterator[Entry]:
         """The manifest's entries, in its order."""
-        return iter(self.entries.values())
+        return self._manifest.entries() if self._manifest is not None else iter(())
 
     def entries_with_bytes(self) -> Iterator[tuple[Entry, Iterator[bytes]]]:
         """Each entry in manifest order with its bytes, checked as they stream (`chunks`)."""
-        for path, entry in self.entries.items():
-            yield entry, self.chunks(path)
+        for entry in self.manifest_entries():
+            yield entry, self.chunks(entry)
 
     def verify_contents(self) -> VerifyReport:
         """Read every entry once; each one that disagrees with the manifest is a problem."""
         if self.report.problems:
             return self.report
-        for path, entry in self.entries.items():
+        for entry in self.manifest_entries():
             try:
-                for _ in self.chunks(path):
+                for _ in self.chunks(entry):
                     pass
             except ZipStructureError as exc:
                 self._problem(str(exc))
@@ -200,7 +197,9 @@ class ArchiveReader:
         return self.report
 
     def close(self) -> None:
-        """Nothing is held open beyond the caller's source; kept for the reader protocol."""
+        """Drop the spilled manifest."""
+        if self._manifest is not None:
+            self._manifest.close()
 
 
 def verify_archive(source: BinaryIO, *, label: str, limits: ArchiveLimits | None = None) -> VerifyReport:
@@ -214,4 +213,8 @@ def verify_archive(source: BinaryIO, *, label: str, limits: ArchiveLimits | None
     if report is not None:
         return report
     source.seek(0)
-    return ArchiveReader(source, label=label, limits=limits).verify_contents()
+    reader = ArchiveReader(source, label=label, limits=limits)
+    try:
+        return reader.verify_contents()
+    finally:
+        reader.close()
