@@ -38,7 +38,7 @@ from labvault.open_ahead import opened_ahead
 from labvault.pricing import Pricing, count_contents
 from labvault.safe_names import archive_key, file_entry_name, version_entry_name
 from labvault.storage import Storage
-from labvault.verify import VerifyReport, verify_archive
+from labvault.verify import ArchiveLimits, VerifyReport, verify_archive
 
 NAME_MAX_CHARS = 255
 DESCRIPTION_MAX_CHARS = 5000
@@ -408,11 +408,13 @@ def fail_backup(session: Session, sid: str, reason: str) -> bool:
     return bool(result.rowcount)
 
 
-def verify_stored_archive(backups_storage: Storage, key: str) -> VerifyReport:
-    """Read a sealed archive back from where it was written and check it against its manifest;
+def verify_stored_archive(backups_storage: Storage, key: str,
+                          limits: ArchiveLimits | None = None) -> VerifyReport:
+    """Read a sealed archive back from where it was written and check it against its manifest
+    under the limits a restore will apply (an archive that could not be restored is no backup);
     a bad archive is removed so nothing that looks complete is left behind."""
     with backups_storage.open_read(key) as source:
-        report = verify_archive(source, label=key)
+        report = verify_archive(source, label=key, limits=limits)
     if not report.ok:
         backups_storage.delete(key)
         raise PermanentError(f"archive {key} failed verification after writing: "

@@ -13,9 +13,10 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from labvault.errors import InvalidInputError
+from labvault.models import as_utc
 
 FORMAT_VERSION = 1
 MAX_SIZE = 2**63 - 1
@@ -28,6 +29,17 @@ Path = Annotated[str, Field(min_length=1, max_length=4096)]
 Text = Annotated[str, Field(max_length=10_000)]
 Size = Annotated[int, Field(ge=0, le=MAX_SIZE)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return as_utc(value)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC") from None
+
+
+# A timestamp that can be stored: "0001-01-01T00:00:00+14:00" is a valid ISO date before UTC.
+Timestamp = Annotated[datetime, AfterValidator(_in_utc)]
 
 
 class _Strict(BaseModel):
@@ -51,7 +63,7 @@ class FileEntry(_Strict):
     record_sid: Sid | None = None
     content_type: Annotated[str, Field(max_length=255)] | None = None
     storage_key: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
-    created_at: datetime | None = None
+    created_at: Timestamp | None = None
 
 
 Entry = Annotated[VersionEntry | FileEntry, Field(discriminator="kind")]
@@ -80,7 +92,7 @@ class ManifestHeader(_Strict):
     format_version: Literal[1]
     organization: _Organization
     backup: _Backup
-    created: datetime
+    created: Timestamp
     counts: _Counts
     total_bytes: Size
     labvault_version: Annotated[str, Field(max_length=64)] | None = None
@@ -95,7 +107,7 @@ class VersionDocument(_Strict):
     sid: Sid
     record_sid: Sid
     number: Annotated[int, Field(ge=0, le=MAX_VERSION_NUMBER)]
-    created_at: datetime
+    created_at: Timestamp
     created_by: Annotated[str, Field(max_length=320)] | None = None
     data: Any = None
 

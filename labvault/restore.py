@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol, TypeVar
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from labvault.archive_scan import ArchiveRefused, open_laid_out
@@ -420,6 +421,10 @@ def _write(session: Session, staging: Staging, archive: _Entries, header: Manife
         staging.discard()
         if isinstance(exc, (ZipStructureError, ArchiveRefused)):
             raise InvalidInputError(f"archive {label} changed since it was verified: {exc}; "
+                                    "nothing was restored") from None
+        if isinstance(exc, SQLAlchemyError):  # a value the target's columns cannot take
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+            raise InvalidInputError(f"archive {label}: the target database refused a row: {reason}; "
                                     "nothing was restored") from None
         raise
 

@@ -73,9 +73,11 @@ class Storage(Protocol):
 
 
 def check_key(key: str) -> str:
-    """Refuse keys that are empty, absolute or climb out of the store's root."""
+    """Refuse keys that are empty, absolute, climb out of the store's root or hold control
+    characters (a NUL cuts a local path short)."""
     parts = key.split("/")
-    if not key or key.startswith("/") or "\\" in key or any(p in ("", ".", "..") for p in parts):
+    if (not key or key.startswith("/") or "\\" in key or any(p in ("", ".", "..") for p in parts)
+            or any(ord(ch) < 32 for ch in key)):
         raise InvalidInputError(f"storage key {key!r} is not a plain relative path")
     return key
 

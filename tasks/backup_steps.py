@@ -25,6 +25,7 @@ from prefect.cache_policies import NO_CACHE
 
 from labvault import backups
 from labvault.archive import ArchiveWriter, SealedArchive
+from labvault.archive_rules import ArchiveLimits
 from labvault.backups import BackupRequest, ProgressRecorder
 from labvault.catalog import BackupDetails, get_backup
 from labvault.notification import backup_notice, notifier_for
@@ -124,7 +125,8 @@ def verify_written_archive(sid: str, sealed: SealedArchive) -> None:
     if not context.settings().verify_after_backup:
         logger.info("Backup %s: verification after writing is turned off", sid)
         return
-    report = backups.verify_stored_archive(context.backups_storage(), sealed.key)
+    report = backups.verify_stored_archive(context.backups_storage(), sealed.key,
+                                           ArchiveLimits.with_max_total(context.settings().archive_max_bytes))
     logger.info("Backup %s: archive verified, %d entries, %d bytes match the manifest", sid,
                 report.entries, report.total_bytes)
 

@@ -320,3 +320,32 @@ def test_on_s3_blobs_are_staged_then_moved_and_a_failure_leaves_no_upload(sessio
     assert store.list() == [f"{ORG}/u1", f"{ORG}/u2"]
     with store.open_read(f"{ORG}/u1") as blob:
         assert blob.read() == big
+
+
+# --- neighbours: values a column cannot take --------------------------------------------------
+
+def test_a_timestamp_out_of_range_in_utc_is_refused_in_one_line(sessions, files) -> None:  # type: ignore[no-untyped-def]
+    data = ArchivePlan().file("u1", b"one", created_at="0001-01-01T00:00:00+14:00").build()
+    refused(sessions, files, data, f"archive hostile.zip failed verification: manifest entry '{ORG}/u1_name.bin' "
+            "is malformed: created_at: Value error, out of range once converted to UTC; nothing was restored")
+
+
+def test_a_storage_key_with_a_control_character_is_refused(sessions, files) -> None:  # type: ignore[no-untyped-def]
+    data = ArchivePlan().file("u1", b"one", storage_key=f"{ORG}/u1\x00.txt").build()
+    refused(sessions, files, data, f"entry '{ORG}/u1_name.bin': storage key '{ORG}/u1\\x00.txt' is not a plain "
+            "relative path; nothing was restored")
+
+
+def test_a_value_the_database_cannot_store_is_refused_with_nothing_kept(sessions, files, database_url) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL text cannot hold NUL; SQLite can, so there the same archive restores."""
+    data = ArchivePlan().file("u1", b"one").version("v1", version_document("v1", created_by="a\x00b")).build()
+    if database_url.startswith("sqlite"):
+        assert restore(sessions, files, data).versions == 1
+        return
+    before = target_digest(sessions, files)
+    with pytest.raises(InvalidInputError) as caught:
+        restore(sessions, files, data)
+    assert str(caught.value).startswith("archive hostile.zip: the target database refused a row: ")
+    assert str(caught.value).endswith("; nothing was restored") and "\n" not in str(caught.value)
+    assert target_digest(sessions, files) == before
+    assert not files.list(STAGING_PREFIX)
