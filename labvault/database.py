@@ -13,11 +13,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from labvault.errors import InvalidInputError
 from labvault.json_codec import load_json
+from labvault.url_secrets import masked_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -49,6 +50,19 @@ def engine_for(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         _enable_sqlite_concurrency(engine)
     return engine
+
+
+def check_connection(url: str, *, name: str) -> None:
+    """Connect once, so a database given as `name` (an option or parameter naming a target) that
+    cannot be reached or refuses us is named in the error; a bare connection failure would read
+    as a fault of LABVAULT_DATABASE_URL."""
+    try:
+        with engine_for(url).connect():
+            pass
+    except (SQLAlchemyError, OSError) as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        raise InvalidInputError(f"{name} {masked_url(url)!r}: cannot connect ({reason}); check the URL, "
+                                "that the database is up and that the user may log in") from exc
 
 
 @lru_cache(maxsize=8)
