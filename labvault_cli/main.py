@@ -314,6 +314,7 @@ def expire(as_json: JsonOption = False) -> None:
         ("deleted (expired)", ", ".join(report["deleted"]) or "none"),
         ("reaped to Error (stale)", ", ".join(report["reaped"]) or "none"),
         ("orphaned partials removed", ", ".join(report["orphans_removed"]) or "none"),
+        ("interrupted restores settled", ", ".join(report["restores_settled"]) or "none"),
     ]))
 
 
