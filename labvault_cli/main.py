@@ -136,7 +136,11 @@ def print_estimate(estimate: Estimate) -> None:
 
 def run_flow(flow: Callable[..., Any], **parameters: Any) -> Any:
     """Run a flow in this process and return its final state (Prefect's ephemeral mode if no
-    PREFECT_API_URL is set)."""
+    PREFECT_API_URL is set). Prefect's console stays quiet: a labvault error ends as the one
+    `error:` line, its tracebacks only in the run's logs."""
+    from labvault_cli.prefect_console import quiet_prefect_console
+
+    quiet_prefect_console()
     return flow(**parameters, return_state=True)
 
 

@@ -86,8 +86,10 @@ def test_a_failed_backup_exits_non_zero_with_its_reason(sessions, files, organiz
     result = labvault("backup", "create", "--org", organization.sid, "--name", "x",
                       "--as", organization.admin_email, "--yes", "--json")
     assert result.exit_code == 1
-    assert json.loads(result.stdout)["status"] == "Error"
-    assert "is missing from the files store" in result.stderr.strip().splitlines()[-1]
+    shown = json.loads(result.stdout)
+    assert shown["status"] == "Error" and "is missing from the files store" in shown["error"]
+    # the whole stderr: no Prefect traceback or log line of the failed task above it
+    assert result.stderr == f"error: backup {shown['sid']} failed: {shown['error']}\n"
 
 
 def test_unknown_sid_and_empty_list(settings) -> None:  # type: ignore[no-untyped-def]

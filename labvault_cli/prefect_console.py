@@ -1,0 +1,46 @@
+"""What Prefect may print on the CLI's stderr while a command runs a flow in this process.
+
+A command's stderr is its own: one `error:` line when a request is refused, a run's warnings, and
+nothing else. Prefect's console handler would add its chatter (the temporary server starting and,
+at exit, stopping; runs beginning and finishing; its events worker flushing at exit) and, when a
+task raises, the task run's and the flow run's tracebacks above the CLI's line. The run's full
+story stays in Prefect's API (its `api` handler is untouched); only the console is filtered.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prefect.logging.handlers import PrefectConsoleHandler
+
+from labvault.errors import LabvaultError
+
+
+class CliConsoleFilter(logging.Filter):
+    """Let through a flow or task run's warnings and errors, and anything else's errors; drop
+    every record of a run that failed with a `LabvaultError` (its traceback, its "Finished in
+    state Failed" line, a failure hook's line), which the CLI prints itself in one line. Other
+    failures keep their tracebacks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._explained_runs: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        run = getattr(record, "task_run_id", None) or getattr(record, "flow_run_id", None)
+        if record.exc_info and isinstance(record.exc_info[1], LabvaultError):
+            if run:
+                self._explained_runs.add(str(run))
+            return False
+        if run is None:  # Prefect's own services: the temporary server, the events worker
+            return record.levelno >= logging.ERROR
+        return record.levelno >= logging.WARNING and str(run) not in self._explained_runs
+
+
+def quiet_prefect_console() -> None:
+    """Install the filter on Prefect's console handlers for the rest of this process (the CLI is
+    a process of its own; the temporary server logs its stop at exit). Idempotent."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and not any(
+                isinstance(f, CliConsoleFilter) for f in handler.filters):
+            handler.addFilter(CliConsoleFilter())
