@@ -13,8 +13,10 @@ from tasks.restore_steps import restore
 def restore_backup(
     source: str = Field(..., title="Source",
                         description="Backup sid, path of a zip, or URL such as s3://bucket/key.zip."),
-    to_database_url: str = Field(..., title="Target database",
-                                 description="SQLAlchemy URL of the database to restore into."),
+    to_database_url: str = Field(
+        ..., title="Target database",
+        description="SQLAlchemy URL of the database to restore into, without a password: Prefect "
+                    "keeps parameters in plain text, so a URL with one is refused."),
     to_files_url: str = Field(..., title="Target files store",
                               description="Folder or fsspec URL the files are restored under."),
     organization_sid: str | None = Field(
@@ -23,7 +25,11 @@ def restore_backup(
         None, title="Merge",
         description="For a target that is not empty: skip keeps existing rows and blobs, overwrite "
                     "replaces them; empty refuses a non-empty target."),
+    to_database_password_secret: str | None = Field(
+        None, title="Target database password (Secret block)",
+        description="Name of a Prefect Secret block holding the target database's password; "
+                    "without one, PostgreSQL reads PGPASSWORD or ~/.pgpass on the worker."),
 ) -> dict[str, Any]:
     """Verify an archive, then restore its organization, records, versions and files."""
     return restore(source, to_database_url, to_files_url, organization_sid,
-                   MergePolicy(merge) if merge else None)
+                   MergePolicy(merge) if merge else None, to_database_password_secret)

@@ -357,24 +357,44 @@ def backup_verify(
 @app.command()
 def restore(
     source: Annotated[str, typer.Argument(help="Backup sid, path of a zip, or URL (s3://…).")],
-    to_database: Annotated[str, typer.Option("--to-database", help="SQLAlchemy URL to restore into.")],
+    to_database: Annotated[str, typer.Option(
+        "--to-database", help="SQLAlchemy URL to restore into, without a password (see "
+                              "--to-database-password-secret, PGPASSWORD, ~/.pgpass).")],
     to_files: Annotated[str, typer.Option("--to-files", help="Folder or URL for the files.")],
     org: Annotated[str | None, typer.Option("--org", help="Refuse unless the archive holds this organization.")] = None,
     merge: Annotated[str | None, typer.Option("--merge", help="skip or overwrite, for a target that is not empty.")] = None,
+    password_secret: Annotated[str | None, typer.Option(
+        "--to-database-password-secret",
+        help="Name of a Prefect Secret block holding the target database's password.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Verify an archive, then restore it into an empty database and files store."""
     from flows.restore_backup import restore_backup
     from labvault.archive_sources import archive_opener
+    from labvault.database import check_connection
+    from labvault.storage import storage_for
+    from labvault.url_secrets import STORE_CREDENTIALS, database_url, files_url, refuse_credentials
 
     settings = _settings()
     if merge is not None and merge not in ("skip", "overwrite"):
         raise fail(f"unknown merge policy {merge!r}; use skip or overwrite")
-    with user_errors():
-        with _sessions(settings)() as session:  # a bad source fails here, before Prefect starts
+    with user_errors():  # every refusal below comes before any Prefect run starts
+        refuse_credentials(source, name="SOURCE", instead=STORE_CREDENTIALS)
+        target = database_url(to_database, name="--to-database", secret_option="--to-database-password-secret")
+        files = storage_for(files_url(to_files, name="--to-files"), setting="--to-files")
+        with _sessions(settings)() as session:
             archive_opener(source, session, backups_store(settings))
+        if password_secret:
+            from labvault_cli.prefect_console import quiet_prefect_console
+            from tasks.restore_steps import secret_password
+
+            quiet_prefect_console()
+            target = target.set(password=secret_password(password_secret, name="--to-database-password-secret"))
+        check_connection(target.render_as_string(hide_password=False), name="--to-database")
+        files.check_writable()
         report = run_flow(restore_backup, source=source, to_database_url=to_database,
-                          to_files_url=to_files, organization_sid=org, merge=merge).result()
+                          to_files_url=to_files, organization_sid=org, merge=merge,
+                          to_database_password_secret=password_secret).result()
     if as_json:
         _print_json(report)
     else:

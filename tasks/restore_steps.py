@@ -7,32 +7,63 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
 
 from labvault.archive_sources import archive_opener
-from labvault.database import session_factory, upgrade_schema
+from labvault.database import check_connection, session_factory, upgrade_schema
+from labvault.errors import InvalidInputError
 from labvault.restore import MergePolicy, restore_archive
 from labvault.storage import storage_for
+from labvault.url_secrets import STORE_CREDENTIALS, database_url, files_url, masked_url, refuse_credentials
 from tasks import context
+
+
+def secret_password(block_name: str, *, name: str) -> str:
+    """The text held by the Prefect Secret block `block_name` (given as `name`): a password that
+    never travels as a parameter, read where it is used."""
+    try:
+        value = Secret.load(block_name).get()
+    except ValueError as exc:  # no such block, or a name that cannot be one
+        raise InvalidInputError(f"{name} {block_name!r}: no Prefect Secret block has that name; create "
+                                "one (Blocks in the Prefect UI, or Secret(value=...).save(name))") from exc
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(f"{name} {block_name!r}: the Secret block must hold the password as text")
+    return value
 
 
 @task(name="restore-archive", cache_policy=NO_CACHE)
 def restore(source: str, to_database_url: str, to_files_url: str, organization_sid: str | None,
-            merge: MergePolicy | None) -> dict[str, Any]:
+            merge: MergePolicy | None, to_database_password_secret: str | None = None) -> dict[str, Any]:
     """Verify the archive and restore it into the target database (schema by migration) and
-    files store; refuses a non-empty target unless `merge` says how."""
+    files store; refuses a non-empty target unless `merge` says how.
+
+    URLs arrive without passwords (refused here too: the flow may be run from the UI); the target
+    database's password, if any, comes from the Secret block and lives only in this task's memory.
+    """
     logger = get_run_logger()
+    refuse_credentials(source, name="source", instead=STORE_CREDENTIALS)
+    target = database_url(to_database_url, name="to_database_url",
+                          secret_option="to_database_password_secret")
+    files = storage_for(files_url(to_files_url, name="to_files_url"), setting="to_files_url")
+    if to_database_password_secret:
+        target = target.set(password=secret_password(to_database_password_secret,
+                                                      name="to_database_password_secret"))
+    target_url = target.render_as_string(hide_password=False)
+    check_connection(target_url, name="to_database_url")
     with context.sessions()() as session:
         open_source, label = archive_opener(source, session, context.backups_storage())
-    upgrade_schema(to_database_url)
-    files = storage_for(to_files_url, setting="target files URL")
-    with session_factory(to_database_url)() as target:
-        report = restore_archive(open_source, label=label, session=target, files_storage=files,
+    label = masked_url(label)
+    logger.info("Restoring %s into %s and %s", label, masked_url(target), masked_url(to_files_url))
+    upgrade_schema(target_url)
+    with session_factory(target_url)() as target_session:
+        report = restore_archive(open_source, label=label, session=target_session, files_storage=files,
                                  organization_sid=organization_sid, merge=merge)
     logger.info("Restored %s: organization %s, %d versions, %d files (%d bytes), %d records, "
                 "%d skipped", label, report.organization_sid, report.versions, report.files,
                 report.bytes, report.records, report.skipped)
     result = asdict(report)
-    create_table_artifact([{"field": k, "value": str(v)} for k, v in result.items()],
+    rows = {**result, "to_database": masked_url(target), "to_files": masked_url(to_files_url)}
+    create_table_artifact([{"field": k, "value": str(v)} for k, v in rows.items()],
                           key="restore-report", description=f"Restore of {label}")
     return result
