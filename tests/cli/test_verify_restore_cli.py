@@ -129,9 +129,10 @@ def test_an_unreachable_target_database_is_named_by_its_option(organization, tmp
     unreachable = "postgresql+psycopg://nobody@127.0.0.1:9/none"
     result = labvault("restore", sid, "--to-database", unreachable, "--to-files", str(tmp_path / "files"))
     assert result.exit_code == 1
-    assert re.fullmatch(r"error: --to-database 'postgresql\+psycopg://nobody@127\.0\.0\.1:9/none': cannot "
-                        r"connect \(connection failed: [^\n]*port 9 failed: Connection refused[^\n]*\); check "
-                        r"the URL, that the database is up and that the user may log in\n", result.stderr), result.stderr
+    whole = (r"error: --to-database 'postgresql\+psycopg://nobody@127\.0\.0\.1:9/none': cannot connect "
+             r"\(connection failed: [^\n]*port 9 failed: Connection refused[^\n]*\); check the URL, that "
+             r"the database is up and that the user may log in\n")
+    assert re.fullmatch(whole, result.stderr), result.stderr
     assert not (tmp_path / "files").exists()
 
 

@@ -95,7 +95,8 @@ def test_the_password_comes_from_a_secret_block_and_is_seen_nowhere(sessions, or
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_password_inside_a_url_parameter_is_refused_and_never_logged(sessions, organization, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     archive = backup_of(sessions, run(organization)).file_path
-    state = restore_backup(source=archive, to_database_url=f"postgresql+psycopg://restorer:{PASSWORD}@127.0.0.1/lab",
+    state = restore_backup(source=archive,
+                           to_database_url=f"postgresql+psycopg://restorer:{PASSWORD}@127.0.0.1/lab",
                            to_files_url=str(tmp_path / "files"), return_state=True)
     assert state.is_failed()
     with pytest.raises(InvalidInputError) as refused:

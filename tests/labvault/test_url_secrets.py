@@ -11,7 +11,8 @@ PASSWORD = "pw-Never-Shown"
 
 
 @pytest.mark.parametrize(("url", "shown"), [
-    (f"postgresql+psycopg://user:{PASSWORD}@db.example:5432/lab", "postgresql+psycopg://user:***@db.example:5432/lab"),
+    (f"postgresql+psycopg://user:{PASSWORD}@db.example:5432/lab",
+     "postgresql+psycopg://user:***@db.example:5432/lab"),
     (f"postgresql+psycopg://user@db/lab?sslmode=require&password={PASSWORD}",
      "postgresql+psycopg://user@db/lab?sslmode=require&password=***"),
     (f"ftp://user:p@{PASSWORD}@host/archive.zip", "ftp://user:***@host/archive.zip"),
