@@ -13,6 +13,7 @@ from labvault.catalog import get_backup
 from labvault.errors import InvalidInputError, NotFoundError
 from labvault.safe_names import archive_key
 from labvault.storage import Storage
+from labvault.url_secrets import masked_url
 
 
 def archive_opener(source: str, session: Session,
@@ -36,7 +37,7 @@ def archive_opener(source: str, session: Session,
             except (ValueError, ImportError) as exc:
                 raise InvalidInputError(f"cannot open {source!r}: {exc}") from exc
 
-        return open_url, source
+        return open_url, masked_url(source)
     backup = get_backup(session, source)
     key = archive_key(backup.organization_sid, backup.sid)
     if not backups_storage.exists(key):

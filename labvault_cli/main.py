@@ -328,6 +328,7 @@ def backup_verify(
     as_json: JsonOption = False,
 ) -> None:
     """Read an archive once and check every entry against its manifest."""
+    from labvault.archive_rules import ArchiveLimits
     from labvault.archive_sources import archive_opener
     from labvault.verify import verify_archive
 
@@ -336,7 +337,8 @@ def backup_verify(
         with _sessions(settings)() as session:
             open_source, label = archive_opener(source, session, backups_store(settings))
         with open_source() as stream:
-            report = verify_archive(stream, label=label)
+            report = verify_archive(stream, label=label,
+                                    limits=ArchiveLimits.with_max_total(settings.archive_max_bytes))
     if as_json:
         _print_json({**asdict(report), "ok": report.ok})
     else:

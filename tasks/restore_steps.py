@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -10,6 +11,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
 
+from labvault.archive_rules import ArchiveLimits
 from labvault.archive_sources import archive_opener
 from labvault.database import check_connection, session_factory, upgrade_schema
 from labvault.errors import InvalidInputError
@@ -53,12 +55,14 @@ def restore(source: str, to_database_url: str, to_files_url: str, organization_s
     check_connection(target_url, name="to_database_url")
     with context.sessions()() as session:
         open_source, label = archive_opener(source, session, context.backups_storage())
-    label = masked_url(label)
     logger.info("Restoring %s into %s and %s", label, masked_url(target), masked_url(to_files_url))
     upgrade_schema(target_url)
     with session_factory(target_url)() as target_session:
+        settings = context.settings()
         report = restore_archive(open_source, label=label, session=target_session, files_storage=files,
-                                 organization_sid=organization_sid, merge=merge)
+                                 organization_sid=organization_sid, merge=merge,
+                                 limits=ArchiveLimits.with_max_total(settings.archive_max_bytes),
+                                 stale_after=timedelta(minutes=settings.stale_after_minutes))
     logger.info("Restored %s: organization %s, %d versions, %d files (%d bytes), %d records, "
                 "%d skipped", label, report.organization_sid, report.versions, report.files,
                 report.bytes, report.records, report.skipped)
