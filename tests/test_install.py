@@ -23,7 +23,7 @@ def test_prefect_yaml_names_the_installed_prefect() -> None:
 
 
 def test_the_lock_holds_a_sqlalchemy_prefects_scheduler_works_with() -> None:
-    """SQLAlchemy 2.1 made Prefect 3.9's scheduler fail every minute (bulk DML evaluation)."""
+    """With SQLAlchemy 2.1.9, Prefect 3.9.0's scheduler was seen failing every minute."""
     assert locked()["sqlalchemy"].startswith("2.0.")
     assert version("sqlalchemy").startswith("2.0.")
 

@@ -86,6 +86,7 @@ def prefect_server(e2e_home: Path, e2e_settings: Settings) -> Iterator[PrefectSe
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_WORKER_QUERY_SECONDS": "1",
            "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PWD": str(ROOT)}
     server_env = {**env, "PREFECT_HOME": str(e2e_home / "prefect-server"),
+                  "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
                   "PREFECT_SERVER_API_PORT": str(port), "PREFECT_SERVER_API_HOST": "127.0.0.1"}
     server_env.pop("PREFECT_API_URL")
     log = (logs / "server.log").open("wb")

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.schedules import CronSchedule
 from prefect.flow_runs import resume_flow_run
 from sqlalchemy import select
 
@@ -153,6 +155,56 @@ def test_create_backup_from_the_run_button_waits_for_approval_then_completes(wor
 def test_expire_backups_runs_from_its_deployment(worker) -> None:  # type: ignore[no-untyped-def]
     flow_run = run_deployment_as_the_ui_does("expire-backups/expire-backups", {})
     assert wait_for_state(flow_run.id, FINAL).state.type == StateType.COMPLETED
+
+
+def test_the_scheduler_creates_the_scheduled_runs_and_the_worker_completes_them(worker, e2e_settings) -> None:  # type: ignore[no-untyped-def]
+    """The server's own scheduler, not the test, makes the runs: a schedule due every minute is
+    added beside prefect.yaml's on expire-backups and scheduled-backup (for an organization of
+    this server's database), and the runs it creates reach Completed through the worker. With
+    SQLAlchemy 2.1 the scheduler failed every minute and no run was ever created."""
+    every_minute = CronSchedule(cron="* * * * *", timezone="UTC")
+    schedules = {"expire-backups/expire-backups": {},
+                 "scheduled-backup/scheduled-backup": {"organization_sid": "lab-b",
+                                                       "requested_by": "admin@lab-b.example"}}
+    deployments = {}
+    with get_client(sync_client=True) as client:
+        for name, parameters in schedules.items():
+            deployment = client.read_deployment_by_name(name)
+            created = client.create_deployment_schedules(deployment.id, [(every_minute, True)],
+                                                         parameters=parameters, slug="e2e-every-minute")
+            deployments[name] = (deployment.id, created[0].id)
+    try:
+        for name, (deployment_id, _) in deployments.items():
+            run = wait_for_scheduled_run(deployment_id, timeout=240)
+            finished = wait_for_state(run.id, FINAL, timeout=240)
+            assert finished.state.type == StateType.COMPLETED, (name, finished.state)
+    finally:
+        with get_client(sync_client=True) as client:
+            for deployment_id, schedule_id in deployments.values():
+                client.delete_deployment_schedule(deployment_id, schedule_id)
+                for run in client.read_flow_runs(
+                        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))):
+                    if run.state and run.state.type in (StateType.SCHEDULED, StateType.PENDING):
+                        client.delete_flow_run(run.id)
+    with session_factory(e2e_settings.database_url)() as session:
+        nightly = session.scalars(select(Backup).where(Backup.name.like("Nightly %"))).all()
+    assert nightly and {b.organization_sid for b in nightly} == {"lab-b"}
+    assert BackupStatus.COMPLETED in {b.status for b in nightly}
+
+
+def wait_for_scheduled_run(deployment_id: Any, timeout: float) -> Any:
+    """The first run the scheduler created for the deployment that is due by now."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+        due = [run for run in runs if run.auto_scheduled and run.expected_start_time
+               and run.expected_start_time.timestamp() < time.time() + 60]
+        if due:
+            return min(due, key=lambda run: run.expected_start_time)
+        time.sleep(1)
+    raise AssertionError(f"the scheduler created no run for deployment {deployment_id}")
 
 
 def test_the_fan_out_backs_up_three_organizations(worker, e2e_settings) -> None:  # type: ignore[no-untyped-def]
