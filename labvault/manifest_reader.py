@@ -75,7 +75,8 @@ def _read_whole(data: bytes, lines: IO[bytes], max_entries: int) -> tuple[Manife
         raise InvalidInputError(f"manifest lists {len(entries)} entries, more than the archive holds")
     header = parse_header(json.dumps(document))
     for number, entry in enumerate(entries):
-        line = json.dumps(entry, ensure_ascii=False).encode("utf-8")
+        # ASCII: a lone surrogate ("\ud800") stays an escape, which the schema refuses
+        line = json.dumps(entry).encode()
         parse_entry(line, number=number)
         lines.write(line + b"\n")
     return header, len(entries)

@@ -71,9 +71,11 @@ def directory_location(source: BinaryIO) -> DirectoryLocation:
     source.seek(tail_start)
     tail = source.read(end - tail_start)
     position = tail.rfind(b"PK\x05\x06")
-    while position >= 0 and position + END.size + END.unpack_from(tail, position)[7] != len(tail):
+    # a signature too close to the end to hold a record is not one (`unpack_from` would raise)
+    while position >= 0 and (len(tail) - position < END.size
+                             or position + END.size + END.unpack_from(tail, position)[7] != len(tail)):
         position = tail.rfind(b"PK\x05\x06", 0, position)
-    if position < 0 or len(tail) - position < END.size:
+    if position < 0:
         raise ZipStructureError("no end of central directory record")
     _, disk, directory_disk, _, entries, size, offset, _ = END.unpack_from(tail, position)
     if disk or directory_disk:
