@@ -105,25 +105,33 @@ class EntryReader:
             if not block:
                 raise self._fail("is truncated")
             remaining -= len(block)
-            if inflater is not None:
-                try:
-                    block = inflater.decompress(block, limit + 1 - produced)
-                except zlib.error as exc:
-                    raise self._fail(f"is corrupt: {exc}") from None
-                if inflater.unconsumed_tail:
+            for piece in (self._inflated(inflater, block, remaining) if inflater is not None else (block,)):
+                produced += len(piece)
+                if produced > limit:
                     raise self._fail(f"is larger than its declared size of {limit} bytes")
-                if inflater.eof and (inflater.unused_data or remaining):
-                    raise self._fail("has data after the end of its deflate stream")
-            produced += len(block)
-            if produced > limit:
-                raise self._fail(f"is larger than its declared size of {limit} bytes")
-            crc = zlib.crc32(block, crc)
-            yield block
+                crc = zlib.crc32(piece, crc)
+                yield piece
         if inflater is not None and not inflater.eof:
             raise self._fail("ends before its deflate stream does")
         if produced != record.size or crc != record.crc:
             raise self._fail("does not match its directory record (size or CRC)")
         self.end = start + record.compressed + self._descriptor_length(zip64)
+
+    def _inflated(self, inflater: "zlib._Decompress", block: bytes, remaining: int) -> Iterator[bytes]:
+        """`block` inflated at most `READ_BYTES` at a time: a megabyte of deflate can hold a
+        gigabyte, which inflated in one call is one gigabyte-long chunk in memory."""
+        while True:
+            try:
+                piece = inflater.decompress(block, READ_BYTES)
+            except zlib.error as exc:
+                raise self._fail(f"is corrupt: {exc}") from None
+            block = inflater.unconsumed_tail
+            if inflater.eof and (inflater.unused_data or block or remaining):
+                raise self._fail("has data after the end of its deflate stream")
+            if piece:
+                yield piece
+            if inflater.eof or (not block and len(piece) < READ_BYTES):  # nothing held back
+                return
 
     def _descriptor_length(self, zip64: bool) -> int:
         """The data descriptor's length (0 without one), checked against the directory."""
