@@ -114,8 +114,8 @@ def _read_lines(chunks: Iterable[bytes], lines: IO[bytes], max_entries: int) -> 
                 continue
             kept += len(line) + 1
             if kept > MAX_HEADER_BYTES:
-                raise InvalidInputError(f"manifest is not laid out one entry per line and is over "
-                                        f"{MAX_COMPACT_BYTES} bytes; it cannot be read in bounded memory")
+                raise InvalidInputError(f"manifest holds more than {MAX_HEADER_BYTES} bytes outside its entry "
+                                        "lines; labvault writes its header, then one entry per line")
             if section != "entries":
                 (header if section == "header" else tail).append(line)
     if section != "tail" or pending:
