@@ -20,7 +20,9 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from labvault import __version__
+from labvault.errors import PermanentError
 from labvault.json_codec import dump_sorted
+from labvault.manifest_schema import MAX_VERSION_DOCUMENT_BYTES
 from labvault.safe_names import manifest_entry_name
 from labvault.storage import PendingWrite
 from labvault.zip_format import DEFLATED
@@ -130,6 +132,9 @@ class ArchiveWriter:
         version, so its manifest line is assembled directly: the same text `_record` would
         write, at a third of the cost."""
         data = dump_sorted(document)
+        if len(data) > MAX_VERSION_DOCUMENT_BYTES:
+            raise PermanentError(f"version {document.get('sid')!r} is {len(data)} bytes of JSON, over the "
+                                 f"{MAX_VERSION_DOCUMENT_BYTES} a restore accepts; shrink it before backing up")
         self._check_path(path)
         self._zip.write_whole(path, data, method=DEFLATED, level=JSON_COMPRESS_LEVEL)
         self._entries.write(f'{{"kind": "version", "path": {_json_string(path)}, '

@@ -80,7 +80,8 @@ def settle_restores(session: Session, files_storage: Storage, now: datetime,
     recovered = recover_staging(session, files_storage, stale_after=stale_after, now=now)
     session.commit()
     return ([f"restore {run} committed: staged files moved into place" for run in recovered.promoted]
-            + [f"restore {run} never committed: staged files removed" for run in recovered.discarded])
+            + [f"restore {run} never committed: staged files removed" for run in recovered.discarded]
+            + [f"restore {failure} (left for the next run)" for failure in recovered.failed])
 
 
 def expire_backups(session: Session, backups_storage: Storage, *, stale_after: timedelta,

@@ -21,6 +21,9 @@ from labvault.models import as_utc
 FORMAT_VERSION = 1
 MAX_SIZE = 2**63 - 1
 MAX_VERSION_NUMBER = 2**31 - 1  # the versions.number column is a 32-bit integer
+# A version document is parsed whole to be written as a row: 16 MiB of JSON took 390 MB. Backups
+# refuse to write a larger one, so every archive they make can be restored.
+MAX_VERSION_DOCUMENT_BYTES = 4 * 1024 * 1024
 
 # A sid names a folder or a file in the archive and in the files store: no separators, no
 # control characters, and no leading dot (".", "..", and ".restore", the staging prefix).

@@ -30,14 +30,21 @@ from sqlalchemy.orm import Session
 
 from labvault.archive_scan import ArchiveRefused, open_laid_out
 from labvault.errors import InvalidInputError, TransientError
-from labvault.manifest_schema import FileEntry, ManifestHeader, VersionEntry, parse_version_document
+from labvault.manifest_schema import (
+    MAX_VERSION_DOCUMENT_BYTES,
+    FileEntry,
+    ManifestHeader,
+    VersionEntry,
+    parse_version_document,
+)
 from labvault.models import File, Organization, Record, RestoreRun, Version
 from labvault.restore_staging import Staging, recover_staging
-from labvault.storage import Storage, check_key
+from labvault.storage import PARTIAL_SUFFIX, Storage, check_key
 from labvault.verify import ArchiveLimits, ArchiveReader, verify_archive
 from labvault.zip_directory import ZipStructureError
 
 BATCH = 1000  # manifest entries per look-up in the target, versions per INSERT
+PENDING_VERSION_BYTES = 8 * 1024 * 1024  # versions held for one INSERT, as JSON read
 Entry = VersionEntry | FileEntry
 T = TypeVar("T")
 
@@ -102,6 +109,9 @@ def storage_key(entry: FileEntry, organization: str) -> str:
     if not key.startswith(f"{organization}/"):
         raise InvalidInputError(f"entry {entry.path!r}: storage key {key!r} is outside organization "
                                 f"{organization!r}; nothing was restored")
+    if key.endswith(PARTIAL_SUFFIX):
+        raise InvalidInputError(f"entry {entry.path!r}: storage key {key!r} ends in {PARTIAL_SUFFIX}, which "
+                                "the files store keeps for unfinished writes; nothing was restored")
     return key
 
 
@@ -123,6 +133,7 @@ class _Plan:
             "CREATE TABLE claim (kind TEXT, value TEXT, path TEXT, PRIMARY KEY (kind, value));"
             "CREATE TABLE skip (uid TEXT PRIMARY KEY);")
         self.taken: set[str] = set()
+        self.folders: dict[str, bool] = {}  # folder key -> whether the target holds a file there
         self.file_bytes = 0  # what the files store must take: every file not skipped
 
     def close(self) -> None:
@@ -139,7 +150,7 @@ class _Plan:
                 self._claim("version sid", _version_sid(entry), entry.path)
             for entry in files:
                 self._claim("uid", entry.uid, entry.path)
-                self._claim("storage key", storage_key(entry, self.organization), entry.path)
+                self._claim_key(storage_key(entry, self.organization), entry.path)
             self._check_versions(versions)
             self._check_files(files)
         if self.taken:
@@ -157,11 +168,48 @@ class _Plan:
             raise InvalidInputError(f"manifest entries {first!r} and {path!r} both claim {kind} {value!r}; "
                                     "nothing was restored") from None
 
+    def _claim_key(self, key: str, path: str) -> None:
+        """A file key, and the folders above it: one entry's file may not be another's folder."""
+        self._claim("storage key", key, path)
+        if self._claimed("folder", key):
+            raise InvalidInputError(f"entry {path!r}: storage key {key!r} is a folder of another entry's key; "
+                                    "nothing was restored")
+        parts = key.split("/")
+        for depth in range(2, len(parts)):
+            folder = "/".join(parts[:depth])
+            if self._claimed("storage key", folder):
+                raise InvalidInputError(f"entry {path!r}: storage key {key!r} lies under {folder!r}, another "
+                                        "entry's file; nothing was restored")
+            self.scratch.execute("INSERT OR IGNORE INTO claim VALUES ('folder', ?, ?)", (folder, path))
+
+    def _claimed(self, kind: str, value: str) -> bool:
+        return self.scratch.execute("SELECT 1 FROM claim WHERE kind = ? AND value = ?",
+                                    (kind, value)).fetchone() is not None
+
+    def _check_place(self, entry: FileEntry, key: str) -> None:
+        """The key can hold a file in the target store: it is no folder there, and no folder
+        above it is a file (a blob written there would land elsewhere or not at all)."""
+        if not self.files_storage.is_file(key) and self.files_storage.exists(key):
+            raise InvalidInputError(f"entry {entry.path!r}: storage key {key!r} is a folder in the target "
+                                    "files store; nothing was restored")
+        parts = key.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder not in self.folders:
+                self.folders[folder] = self.files_storage.is_file(folder)
+            if self.folders[folder]:
+                raise InvalidInputError(f"entry {entry.path!r}: storage key {key!r} lies under {folder!r}, a "
+                                        "file in the target files store; nothing was restored")
+
     def _foreign(self, what: str, value: str, owner: str) -> InvalidInputError:
         return InvalidInputError(f"{what} {value!r} belongs to organization {owner!r} in the target, not to "
                                  f"the archive's {self.organization!r}; nothing was restored")
 
     def _check_versions(self, versions: list[VersionEntry]) -> None:
+        for entry in versions:
+            if entry.size > MAX_VERSION_DOCUMENT_BYTES:
+                raise InvalidInputError(f"version document {entry.path!r} is {entry.size} bytes, over the "
+                                        f"{MAX_VERSION_DOCUMENT_BYTES} a version may have; nothing was restored")
         sids = [_version_sid(entry) for entry in versions]
         if not sids:
             return
@@ -188,6 +236,7 @@ class _Plan:
             if owner != self.organization:
                 raise self._foreign("record", record_sid, owner)
         for key, entry in keys.items():
+            self._check_place(entry, key)
             conflict = self._file_conflict(entry, key, existing.get(entry.uid), key_users.get(key))
             if conflict is None or self.merge is not MergePolicy.SKIP:
                 self.file_bytes += entry.size
@@ -220,7 +269,7 @@ class _Plan:
             if owner != self.organization:
                 raise self._foreign("storage key", key, owner)
             return f"a file ({uid!r}) under storage key {key!r}"
-        if self.files_storage.exists(key):
+        if self.files_storage.is_file(key):
             return "blobs under the same storage keys" if self.merge is None else (
                 None if self.merge is MergePolicy.OVERWRITE else "a blob")
         return None
@@ -243,6 +292,7 @@ class _Restorer:
         self.records: set[str] = set(session.scalars(
             select(Record.sid).where(Record.organization_sid == report.organization_sid)))
         self.pending_versions: list[dict[str, object]] = []
+        self.pending_bytes = 0
 
     def entry(self, entry: Entry, chunks: Iterator[bytes]) -> None:
         """One entry of the archive, whichever its kind."""
@@ -252,6 +302,7 @@ class _Restorer:
             self.file(entry, chunks)
 
     def version(self, path: str, data: bytes) -> None:
+        self.pending_bytes += len(data)
         document = parse_version_document(data, path=path)
         if path.rsplit("/", 1)[-1] != f"{document.sid}.json":
             raise InvalidInputError(f"version document {path!r} names another sid, {document.sid!r}")
@@ -259,14 +310,14 @@ class _Restorer:
             "sid": document.sid, "record_sid": document.record_sid,
             "organization_sid": self.report.organization_sid, "number": document.number,
             "data": document.data, "created_at": document.created_at, "created_by": document.created_by})
-        if len(self.pending_versions) >= BATCH:
+        if len(self.pending_versions) >= BATCH or self.pending_bytes >= PENDING_VERSION_BYTES:
             self.insert_versions()
 
     def insert_versions(self) -> None:
         """The versions read so far, inserted in one statement: one by one through the ORM,
         restore ran at about 4,000 versions/s. Versions the target already has (of this
         organization: the plan refused any other's) are kept (`--merge skip`) or replaced."""
-        rows, self.pending_versions = self.pending_versions, []
+        rows, self.pending_versions, self.pending_bytes = self.pending_versions, [], 0
         if not rows:
             return
         sids = [row["sid"] for row in rows]
@@ -307,7 +358,10 @@ class _Restorer:
                 pass
             self.report.skipped += 1
             return
-        pending = self.staging.open_write(key, entry.size)
+        try:
+            pending = self.staging.open_write(key, entry.size)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"entry {entry.path!r}: {exc}") from None
         try:
             for chunk in chunks:
                 pending.write(chunk)
@@ -415,6 +469,9 @@ def _write(session: Session, staging: Staging, archive: _Entries, header: Manife
             restorer.entry(entry, chunks)
         restorer.insert_versions()
         session.add(RestoreRun(id=staging.run_id, organization_sid=report.organization_sid))
+        if not staging.intact():
+            raise TransientError("a clean-up removed this restore's staging while it ran (was it stopped "
+                                 "for longer than LABVAULT_STALE_AFTER_MINUTES?); run the restore again")
         session.commit()
     except BaseException as exc:
         session.rollback()

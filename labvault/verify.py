@@ -33,6 +33,11 @@ from labvault.zip_entries import EntryReader
 from labvault.zip_format import DEFLATED, FLAG_ENCRYPTED, STORED
 
 Entry = VersionEntry | FileEntry
+MAX_PROBLEMS = 100
+
+
+def _path_hash(path: str) -> bytes:
+    return hashlib.blake2b(path.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 class ArchiveReader:
@@ -43,8 +48,8 @@ class ArchiveReader:
         self.report = VerifyReport(source=label)
         self.limits = limits or ArchiveLimits()
         self.header: ManifestHeader | None = None
-        self.paths: set[str] = set()
         self._manifest: Manifest | None = None
+        self._unlisted = 0
         self.records: dict[str, DirectoryRecord] = {}
         self._bound = 0
         try:
@@ -56,9 +61,20 @@ class ArchiveReader:
             self._check_tiling()
         if not self.report.problems:
             self._read_manifest()
+        self._count_unlisted()
+
+    def _count_unlisted(self) -> None:
+        if self._unlisted:
+            self.report.problems.append(f"(and {self._unlisted} more problems)")
+            self._unlisted = 0
 
     def _problem(self, text: str) -> None:
-        self.report.problems.append(text)
+        """One more problem; past `MAX_PROBLEMS` only counted, so a lying manifest of 100,000
+        missing paths costs one line each for the first hundred."""
+        if len(self.report.problems) < MAX_PROBLEMS:
+            self.report.problems.append(text)
+        else:
+            self._unlisted += 1
 
     def _read_directory(self) -> None:
         location = directory_location(self.source)
@@ -125,30 +141,33 @@ class ArchiveReader:
             self._problem(str(exc))
 
     def _check_manifest(self, header: ManifestHeader, record: DirectoryRecord) -> None:
-        """The manifest against the directory; only the listed paths are held, the entries
-        stay spilled and are parsed again as they are read."""
+        """The manifest against the directory. Paths are compared by 16-byte hashes: a small
+        deflated manifest may list long paths, and only the directory's names (whose bytes are
+        in the archive) are held as text."""
         organization = header.organization.sid
         self.header = header
         self.report.organization_sid = organization
         self.report.backup_sid = header.backup.sid
-        listed = total = 0
+        names = {_path_hash(name) for name in self.records if name != record.name}
+        listed: set[bytes] = set()
+        total = 0
         kinds = {"version": 0, "file": 0}
         for entry in self.manifest_entries():
-            listed += 1
             kinds[entry.kind] += 1
             total += entry.size
-            self.paths.add(entry.path)
+            hashed = _path_hash(entry.path)
+            if hashed in listed:
+                self._problem(f"manifest lists {entry.path!r} twice")
+            listed.add(hashed)
+            if hashed not in names:
+                self._problem(f"entry {entry.path!r} is in the manifest but missing from the archive")
             if not entry.path.startswith(f"{organization}/"):
                 self._problem(f"manifest entry {entry.path!r} is outside organization {organization!r}")
-        if len(self.paths) != listed:
-            self._problem("manifest lists a path twice")
         if record.name != f"{organization}/{MANIFEST_NAME}":
             self._problem(f"manifest is at {record.name!r} but names organization {organization!r}")
-        names = set(self.records) - {record.name}
-        for path in sorted(names - self.paths):
-            self._problem(f"entry {path!r} is not in the manifest")
-        for path in sorted(self.paths - names):
-            self._problem(f"entry {path!r} is in the manifest but missing from the archive")
+        for name in sorted(self.records):
+            if name != record.name and _path_hash(name) not in listed:
+                self._problem(f"entry {name!r} is not in the manifest")
         counts = header.counts
         if (counts.versions, counts.files) != (kinds["version"], kinds["file"]):
             self._problem(f"manifest counts {counts.versions} versions and {counts.files} files, but "
@@ -194,6 +213,7 @@ class ArchiveReader:
             self.report.total_bytes += entry.size
             self.report.versions += entry.kind == "version"
             self.report.files += entry.kind == "file"
+        self._count_unlisted()
         return self.report
 
     def close(self) -> None:

@@ -118,3 +118,15 @@ def test_manifest_lines_are_uniform_json_whatever_the_entry_kind(storage: Fsspec
     for line in lines:
         assert line == json.dumps(json.loads(line), ensure_ascii=False, sort_keys=True)
     assert json.loads(lines[0])["path"] == 'org/versions/v"é\\1.json'
+
+
+def test_a_version_a_restore_would_refuse_is_not_written(storage: FsspecStorage) -> None:
+    """Over 4 MiB of JSON a version is refused by restore; the backup says so and leaves nothing,
+    rather than making an archive that cannot be restored."""
+    from labvault.errors import PermanentError
+
+    with pytest.raises(PermanentError, match=r"version 'v1' is \d+ bytes of JSON, over the 4194304 a "
+                                             "restore accepts; shrink it before backing up"):
+        with writer(storage) as archive:
+            archive.add_json("org/versions/v1.json", {"sid": "v1", "data": "x" * (4 * 1024 * 1024)})
+    assert storage.list() == []

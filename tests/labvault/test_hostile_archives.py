@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import zipfile
 import json
 import zlib
 
@@ -217,3 +218,23 @@ def test_a_manifest_entry_of_unknown_kind_is_refused() -> None:
     data = with_manifest([Forged(path, b"hello")], [described(path, b"hello", kind="script")])
     assert problems(data)[0].startswith(f"manifest entry {path!r} is malformed: ")
 
+
+
+def test_a_manifest_listing_thousands_of_missing_paths_gets_a_hundred_lines_and_a_count() -> None:
+    """Re-zipped (so the full check runs) and listing 5,000 entries that are not there."""
+    plan = ArchivePlan().file("u1", b"hello")
+    lines = [described(f"{ORG}/missing-{n:05d}_x", b"") for n in range(5000)]
+    manifest_first = with_manifest([Forged(f"{ORG}/u1_name.bin", b"hello")], lines + [plan.items[0][1]])
+    found = problems(rezip_manifest_first(manifest_first))
+    assert len(found) == 101 and found[-1].startswith("(and ") and found[-1].endswith(" more problems)")
+    assert found[0] == f"entry '{ORG}/missing-00000_x' is in the manifest but missing from the archive"
+
+
+def rezip_manifest_first(data: bytes) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(data)) as old:
+        infos = sorted(old.infolist(), key=lambda info: not info.filename.endswith("manifest.json"))
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as new:
+            for info in infos:
+                new.writestr(info, old.read(info))
+    return out.getvalue()

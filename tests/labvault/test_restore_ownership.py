@@ -349,3 +349,85 @@ def test_a_value_the_database_cannot_store_is_refused_with_nothing_kept(sessions
     assert str(caught.value).endswith("; nothing was restored") and "\n" not in str(caught.value)
     assert target_digest(sessions, files) == before
     assert not files.list(STAGING_PREFIX)
+
+
+# --- found by a hostile review: keys that are folders, staging that vanishes -----------------
+
+def test_a_key_under_a_file_of_the_target_is_refused_in_every_mode(sessions, files) -> None:  # type: ignore[no-untyped-def]
+    restore(sessions, files, ArchivePlan().file("u1", b"one", storage_key=f"{ORG}/a").build())
+    data = ArchivePlan().file("u2", b"two", storage_key=f"{ORG}/a/b").build()
+    for merge in (None, MergePolicy.SKIP, MergePolicy.OVERWRITE):
+        refused(sessions, files, data, f"entry '{ORG}/u2_name.bin': storage key '{ORG}/a/b' lies under "
+                f"'{ORG}/a', a file in the target files store; nothing was restored", merge)
+
+
+def test_a_key_that_is_a_folder_of_the_target_is_refused(sessions, files) -> None:  # type: ignore[no-untyped-def]
+    restore(sessions, files, ArchivePlan().file("u1", b"one", storage_key=f"{ORG}/a/b").build())
+    data = ArchivePlan().file("u2", b"two", storage_key=f"{ORG}/a").build()
+    refused(sessions, files, data, f"entry '{ORG}/u2_name.bin': storage key '{ORG}/a' is a folder in the "
+            "target files store; nothing was restored", MergePolicy.OVERWRITE)
+
+
+@pytest.mark.parametrize(("first", "second", "message"), [
+    (f"{ORG}/a/b", f"{ORG}/a", "storage key 'org-h/a' is a folder of another entry's key"),
+    (f"{ORG}/a", f"{ORG}/a/b", "storage key 'org-h/a/b' lies under 'org-h/a', another entry's file"),
+])
+def test_one_entrys_file_as_anothers_folder_is_refused(sessions, files, first, second, message) -> None:  # type: ignore[no-untyped-def]
+    data = ArchivePlan().file("u1", b"one", storage_key=first).file("u2", b"two", storage_key=second).build()
+    refused(sessions, files, data, f"entry '{ORG}/u2_name.bin': {message}; nothing was restored")
+
+
+def test_a_key_ending_in_partial_is_refused(sessions, files) -> None:  # type: ignore[no-untyped-def]
+    data = ArchivePlan().file("u1", b"precious", storage_key=f"{ORG}/u1.partial").build()
+    refused(sessions, files, data, f"entry '{ORG}/u1_name.bin': storage key '{ORG}/u1.partial' ends in "
+            ".partial, which the files store keeps for unfinished writes; nothing was restored")
+
+
+def test_a_version_document_over_the_limit_is_refused_before_anything_is_written(sessions, files) -> None:  # type: ignore[no-untyped-def]
+    big = version_document("v1", data={"text": os.urandom(2 * 1024 * 1024 + 10).hex()})  # no bomb
+    refused(sessions, files, ArchivePlan().version("v1", big).build(),
+            f"version document '{ORG}/versions/v1.json' is {len(big)} bytes, over the 4194304 a version "
+            "may have; nothing was restored")
+
+
+def test_a_live_restore_on_this_host_keeps_its_staging_however_long_it_runs(sessions, files) -> None:  # type: ignore[no-untyped-def]
+    from labvault.restore_staging import Staging
+    from labvault.models import utcnow
+
+    live = Staging(files)
+    live.begin()
+    with sessions() as session:
+        later = recover_staging(session, files, stale_after=timedelta(hours=1), now=utcnow() + timedelta(days=2))
+    assert later.discarded == [] and live.intact()
+    live.discard()
+
+
+def test_a_restore_whose_staging_a_clean_up_removed_does_not_commit(sessions, files, settings) -> None:  # type: ignore[no-untyped-def]
+    """Another host's clean-up took the staging (the marker first): the rows must not commit
+    pointing at blobs that are gone."""
+    from labvault.restore_staging import Staging
+
+    class CleanedUp(FsspecStorage):
+        def open_write(self, key: str, expected_size: int | None = None):  # type: ignore[no-untyped-def]
+            if "/blobs/" in key and f"{ORG}/u2" in key:
+                run = key.split("/")[1]
+                Staging(self, run).discard()
+            return super().open_write(key, expected_size)
+
+    data = ArchivePlan().file("u1", b"one").file("u2", b"two").build()
+    refused_store = CleanedUp(settings.files_url)
+    before = target_digest(sessions, files)
+    with pytest.raises(TransientError, match="a clean-up removed this restore's staging while it ran"):
+        restore(sessions, refused_store, data)
+    assert target_digest(sessions, files) == before
+
+
+def test_a_staging_that_cannot_be_settled_does_not_stop_other_restores(sessions, files, settings) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TransientError):
+        restore(sessions, FailingMoves(settings.files_url), ArchivePlan().file("u1", b"one").build())
+    with sessions() as session:
+        stuck = recover_staging(session, FailingMoves(settings.files_url), stale_after=timedelta(hours=1))
+    assert len(stuck.failed) == 1 and "disk unplugged" in stuck.failed[0]
+    report = restore(sessions, files, ArchivePlan(org="org-z").file("z1", b"zz", storage_key="org-z/z1").build())
+    assert report.files == 1
+    assert files.is_file(f"{ORG}/u1"), "the next restore finished the committed run's move"
