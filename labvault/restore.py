@@ -455,6 +455,15 @@ def _promote(staging: Staging, label: str) -> None:
                              f"it (staging {staging.prefix})") from exc
 
 
+def _committed(session: Session, run_id: str) -> bool:
+    """Whether the run's rows committed after all; when the database cannot say, the staging is
+    kept (as if they had) and recovery decides by the `restore_runs` row later."""
+    try:
+        return session.get(RestoreRun, run_id) is not None
+    except SQLAlchemyError:
+        return True
+
+
 def _write(session: Session, staging: Staging, archive: _Entries, header: ManifestHeader,
            report: RestoreReport, plan: _Plan, label: str) -> None:
     """Pass two, committed with its `restore_runs` row, or rolled back with its staging gone."""
@@ -475,6 +484,10 @@ def _write(session: Session, staging: Staging, archive: _Entries, header: Manife
         session.commit()
     except BaseException as exc:
         session.rollback()
+        if _committed(session, staging.run_id):  # the commit went through, its reply did not
+            raise TransientError(f"archive {label} was restored, but the database's reply to its commit "
+                                 f"was lost ({type(exc).__name__}); the next restore into this target or "
+                                 f"`labvault expire` moves its files into place") from exc
         staging.discard()
         if isinstance(exc, (ZipStructureError, ArchiveRefused)):
             raise InvalidInputError(f"archive {label} changed since it was verified: {exc}; "

@@ -431,3 +431,27 @@ def test_a_staging_that_cannot_be_settled_does_not_stop_other_restores(sessions,
     report = restore(sessions, files, ArchivePlan(org="org-z").file("z1", b"zz", storage_key="org-z/z1").build())
     assert report.files == 1
     assert files.is_file(f"{ORG}/u1"), "the next restore finished the committed run's move"
+
+
+def test_a_commit_whose_reply_is_lost_keeps_its_staging_for_recovery(sessions, files, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The database committed, then the connection failed before saying so: the staging must
+    not be thrown away, or the committed rows would point at nothing."""
+    from sqlalchemy.orm import Session as OrmSession
+
+    commit = OrmSession.commit
+
+    def commit_then_lose_the_reply(self):  # type: ignore[no-untyped-def]
+        commit(self)
+        if self.scalar(select(RestoreRun.id)) is not None and not getattr(self, "_lost", False):
+            self._lost = True
+            raise ConnectionResetError("server closed the connection")
+
+    monkeypatch.setattr(OrmSession, "commit", commit_then_lose_the_reply)
+    with pytest.raises(TransientError, match="the database's reply to its commit was lost"):
+        restore(sessions, files, ArchivePlan().file("u1", b"one").build())
+    monkeypatch.setattr(OrmSession, "commit", commit)
+    with sessions() as session:
+        recovered = recover_staging(session, files, stale_after=timedelta(hours=1))
+    assert len(recovered.promoted) == 1
+    with files.open_read(f"{ORG}/u1") as blob:
+        assert blob.read() == b"one"
