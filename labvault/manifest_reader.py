@@ -29,9 +29,8 @@ _ENTRIES_END = b"  ]"
 class Manifest:
     """A manifest read: its header, and its entries spilled one per line (close it to drop them)."""
 
-    def __init__(self, header: ManifestHeader, lines: IO[bytes], count: int) -> None:
+    def __init__(self, header: ManifestHeader, lines: IO[bytes]) -> None:
         self.header = header
-        self.count = count
         self._lines = lines
 
     @property
@@ -53,16 +52,16 @@ def read_manifest(chunks: Iterable[bytes], *, declared_size: int, max_entries: i
     lines = tempfile.TemporaryFile()
     try:
         if declared_size <= MAX_COMPACT_BYTES:
-            header, count = _read_whole(b"".join(chunks), lines, max_entries)
+            header = _read_whole(b"".join(chunks), lines, max_entries)
         else:
-            header, count = _read_lines(chunks, lines, max_entries)
+            header = _read_lines(chunks, lines, max_entries)
     except BaseException:
         lines.close()
         raise
-    return Manifest(header, lines, count)
+    return Manifest(header, lines)
 
 
-def _read_whole(data: bytes, lines: IO[bytes], max_entries: int) -> tuple[ManifestHeader, int]:
+def _read_whole(data: bytes, lines: IO[bytes], max_entries: int) -> ManifestHeader:
     """A small manifest, however it is laid out."""
     try:
         document = json.loads(data)
@@ -79,10 +78,10 @@ def _read_whole(data: bytes, lines: IO[bytes], max_entries: int) -> tuple[Manife
         line = json.dumps(entry).encode()
         parse_entry(line, number=number)
         lines.write(line + b"\n")
-    return header, len(entries)
+    return header
 
 
-def _read_lines(chunks: Iterable[bytes], lines: IO[bytes], max_entries: int) -> tuple[ManifestHeader, int]:
+def _read_lines(chunks: Iterable[bytes], lines: IO[bytes], max_entries: int) -> ManifestHeader:
     """A manifest laid out one entry per line, as labvault writes it."""
     header: list[bytes] = []
     tail: list[bytes] = []
@@ -120,4 +119,4 @@ def _read_lines(chunks: Iterable[bytes], lines: IO[bytes], max_entries: int) -> 
                 (header if section == "header" else tail).append(line)
     if section != "tail" or pending:
         raise InvalidInputError("manifest ends before its list of entries does")
-    return parse_header(b"\n".join(header) + b'\n"entries": []\n' + b"\n".join(tail)), count
+    return parse_header(b"\n".join(header) + b'\n"entries": []\n' + b"\n".join(tail))

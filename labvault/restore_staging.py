@@ -44,7 +44,6 @@ class Staging:
         self.storage = storage
         self.run_id = run_id or uuid.uuid4().hex
         self.prefix = f"{STAGING_PREFIX}/{self.run_id}"
-        self.staged = 0
         self._last_beat = 0.0
 
     def begin(self) -> None:
@@ -68,7 +67,6 @@ class Staging:
         """A pending write of the blob that will go to `key` once the rows commit."""
         if time.monotonic() - self._last_beat > BEAT_SECONDS:
             self._beat()
-        self.staged += 1
         return self.storage.open_write(f"{self.prefix}/{_BLOBS}/{key}", size)
 
     def promote(self) -> int:
