@@ -115,6 +115,12 @@ def storage_key(entry: FileEntry, organization: str) -> str:
     return key
 
 
+def foreign(organization: str, what: str, value: str, owner: str) -> InvalidInputError:
+    """The refusal of an archive naming what another organization of the target owns."""
+    return InvalidInputError(f"{what} {value!r} belongs to organization {owner!r} in the target, not to "
+                             f"the archive's {organization!r}; nothing was restored")
+
+
 class _Plan:
     """What pass two may write, decided from the whole manifest before anything is written.
 
@@ -201,10 +207,6 @@ class _Plan:
                 raise InvalidInputError(f"entry {entry.path!r}: storage key {key!r} lies under {folder!r}, a "
                                         "file in the target files store; nothing was restored")
 
-    def _foreign(self, what: str, value: str, owner: str) -> InvalidInputError:
-        return InvalidInputError(f"{what} {value!r} belongs to organization {owner!r} in the target, not to "
-                                 f"the archive's {self.organization!r}; nothing was restored")
-
     def _check_versions(self, versions: list[VersionEntry]) -> None:
         for entry in versions:
             if entry.size > MAX_VERSION_DOCUMENT_BYTES:
@@ -216,7 +218,7 @@ class _Plan:
         for sid, owner in self.session.execute(
                 select(Version.sid, Version.organization_sid).where(Version.sid.in_(sids))):
             if owner != self.organization:
-                raise self._foreign("version", sid, owner)
+                raise foreign(self.organization, "version", sid, owner)
             if self.merge is None:
                 self.taken.add("versions with the same sids")
 
@@ -234,7 +236,7 @@ class _Plan:
                 Record.sid.in_({e.record_sid for e in files if e.record_sid}))).all())
         for record_sid, owner in record_owners.items():
             if owner != self.organization:
-                raise self._foreign("record", record_sid, owner)
+                raise foreign(self.organization, "record", record_sid, owner)
         for key, entry in keys.items():
             self._check_place(entry, key)
             conflict = self._file_conflict(entry, key, existing.get(entry.uid), key_users.get(key))
@@ -258,7 +260,7 @@ class _Plan:
         if row is not None:
             owner, existing_key = row
             if owner != self.organization:
-                raise self._foreign("file", entry.uid, owner)
+                raise foreign(self.organization, "file", entry.uid, owner)
             if existing_key != key and self.merge is not MergePolicy.SKIP:
                 raise InvalidInputError(f"entry {entry.path!r}: file {entry.uid!r} is stored under "
                                         f"{existing_key!r} in the target, the archive says {key!r}; "
@@ -267,7 +269,7 @@ class _Plan:
         if key_user is not None:
             uid, owner = key_user
             if owner != self.organization:
-                raise self._foreign("storage key", key, owner)
+                raise foreign(self.organization, "storage key", key, owner)
             return f"a file ({uid!r}) under storage key {key!r}"
         if self.files_storage.is_file(key):
             return "blobs under the same storage keys" if self.merge is None else (
@@ -342,7 +344,7 @@ class _Restorer:
         for sid, owner in self.session.execute(
                 select(Record.sid, Record.organization_sid).where(Record.sid.in_(missing))):
             if owner != self.report.organization_sid:
-                raise self.plan._foreign("record", sid, owner)
+                raise foreign(self.report.organization_sid, "record", sid, owner)
             missing.discard(sid)
         if missing:
             organization = self.report.organization_sid
