@@ -8,6 +8,7 @@ code 1, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +31,11 @@ from labvault.settings import Settings, get_settings
 from labvault.sizes import human_size
 from labvault.storage import backups_store, files_store
 from labvault_cli.progress import backup_progress_bar
+
+# Prefect's analytics are on unless turned off: each temporary server reports its start (and on a
+# first run, or with no network, prints errors from it). Off unless the user turned them on;
+# read when Prefect is imported, which the commands do later.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 app = typer.Typer(help="labvault: backups of lab-data platforms, run as Prefect flows.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
