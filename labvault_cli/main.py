@@ -33,9 +33,11 @@ from labvault.storage import backups_store, files_store
 from labvault_cli.progress import backup_progress_bar
 
 # Prefect's analytics are on unless turned off: each temporary server reports its start (and on a
-# first run, or with no network, prints errors from it). Off unless the user turned them on;
-# read when Prefect is imported, which the commands do later.
+# first run, or with no network, prints errors from it), and a terminal is told so on a first
+# run. Off unless the user chose; read when Prefect is imported, which the commands do later.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+if os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"].lower() in ("false", "0", "no", "off"):
+    os.environ.setdefault("DO_NOT_TRACK", "1")
 
 app = typer.Typer(help="labvault: backups of lab-data platforms, run as Prefect flows.",
                   no_args_is_help=True, pretty_exceptions_enable=False)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from labvault import backups
+from labvault import catalog
 from labvault.database import session_factory
 from labvault.models import utcnow
 
@@ -56,7 +56,7 @@ def backup_progress_bar(database_url: str, organization_sid: str, requested_by: 
     def watch() -> None:
         while not stop.wait(POLL_SECONDS):
             with sessions() as session:
-                backup = backups.newest_started_since(session, organization_sid, requested_by, since)
+                backup = catalog.newest_started_since(session, organization_sid, requested_by, since)
                 if backup is not None:
                     progress.update(task, description=f"backup {backup.sid}",
                                     completed=backup.progress_done or 0,

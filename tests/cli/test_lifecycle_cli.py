@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,6 +11,7 @@ from sqlalchemy import func, select
 
 from labvault.backups import start_backup
 from labvault.models import Backup, BackupStatus
+from tests.cli.terminal import on_terminal
 from tests.cli.test_cli import backup_count, labvault
 from tests.labvault.test_backups import request_for
 
@@ -51,30 +48,23 @@ def test_create_without_yes_and_without_a_terminal_refuses(sessions, organizatio
 
 def test_declining_at_the_terminal_changes_nothing(sessions, organization, settings) -> None:  # type: ignore[no-untyped-def]
     """A real terminal (a pty): the question is asked, 'n' is typed, no backup is made."""
-    labvault_bin = Path(sys.executable).with_name("labvault")
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the command on a terminal
-        os.execve(str(labvault_bin), [str(labvault_bin), "backup", "create", "--org", organization.sid,
-                                      "--name", "x", "--as", organization.admin_email], dict(os.environ))
-    output = b""
-    deadline = time.monotonic() + 60
-    while b"[y/N]" not in output and time.monotonic() < deadline:
-        output += os.read(fd, 4096)
-    os.write(fd, b"n\n")
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    _, status = os.waitpid(pid, 0)
-    text = output.decode(errors="replace")
+    text, exit_code = on_terminal("backup", "create", "--org", organization.sid, "--name", "x",
+                                  "--as", organization.admin_email, answer=(b"[y/N]", b"n\n"))
     assert "Create this backup for" in text and "USD?" in text
     assert "not confirmed: nothing was changed" in text
-    assert os.waitstatus_to_exitcode(status) == 1
+    assert exit_code == 1
     assert backup_count(sessions) == 0
+
+
+def test_on_a_terminal_the_progress_bar_reaches_the_end(sessions, organization) -> None:  # type: ignore[no-untyped-def]
+    """The bar is fed from the backup row; it once asked the wrong module, stayed at 0/? and
+    printed a thread's traceback."""
+    total = len(organization.versions) + len(organization.files)
+    text, exit_code = on_terminal("backup", "create", "--org", organization.sid, "--name", "with a bar",
+                                  "--as", organization.admin_email, "--yes")
+    assert exit_code == 0, text
+    assert f"{total}/{total}" in text, text
+    assert "Traceback" not in text and "Exception in thread" not in text
 
 
 def test_the_cost_is_stored_and_shown(sessions, organization) -> None:  # type: ignore[no-untyped-def]
