@@ -69,21 +69,18 @@ class Staging:
             self._beat()
         return self.storage.open_write(f"{self.prefix}/{_BLOBS}/{key}", size)
 
-    def promote(self) -> int:
-        """Move every staged blob onto its key, then drop the staging; returns how many moved.
-        Idempotent: a blob already moved (by a recovery racing this) is simply not there."""
-        moved = 0
+    def promote(self) -> None:
+        """Move every staged blob onto its key, then drop the staging. Idempotent: a blob
+        already moved (by a recovery racing this) is simply not there."""
         blobs = f"{self.prefix}/{_BLOBS}/"
         for staged in self.storage.list(f"{self.prefix}/{_BLOBS}"):
             if staged.endswith(PARTIAL_SUFFIX):
                 continue
             try:
                 self.storage.move(staged, staged.removeprefix(blobs))
-                moved += 1
             except FileNotFoundError:
                 pass
         self.discard()
-        return moved
 
     def discard(self) -> None:
         """Remove everything staged, unfinished uploads included; the owner marker first, so
