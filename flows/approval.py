@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
@@ -11,15 +13,24 @@ from labvault.sizes import human_size
 
 
 class CostApproval(RunInput):
-    """The form shown on a paused create-backup run."""
+    """The form shown on a paused create-backup run: no answer is chosen for the approver, so
+    submitting the form untouched is refused by the form rather than read as either answer."""
 
-    approve: bool = Field(False, description="Tick to create the backup at the cost shown above.")
+    decision: Literal["Approve", "Decline"] = Field(
+        title="Decision",
+        description="Approve: create the backup at the cost shown above. "
+                    "Decline: cancel this run; nothing is written and nothing is charged.",
+    )
+
+    @property
+    def approved(self) -> bool:
+        return self.decision == "Approve"
 
 
 def estimate_markdown(estimate: Estimate) -> str:
     return (
         f"### Backup of `{estimate.organization_sid}`: approve the cost?\n\n"
-        f"| | |\n|---|---|\n"
+        f"| Item | Estimate |\n|---|---|\n"
         f"| versions | {estimate.versions} |\n| files | {estimate.files} |\n"
         f"| estimated size | {human_size(estimate.estimated_bytes)} ({estimate.estimated_bytes} bytes) |\n"
         f"| cost | {estimate.cost} {estimate.currency} |\n"
@@ -31,9 +42,8 @@ def estimate_markdown(estimate: Estimate) -> str:
 def approve_cost(estimate: Estimate, timeout_minutes: int) -> bool:
     """Pause the run until someone approves or declines in the UI; True means go ahead."""
     answer = pause_flow_run(
-        wait_for_input=CostApproval.with_initial_data(description=estimate_markdown(estimate),
-                                                      approve=False),
+        wait_for_input=CostApproval.with_initial_data(description=estimate_markdown(estimate)),
         timeout=timeout_minutes * 60,
         poll_interval=3,
     )
-    return bool(answer.approve)
+    return answer.approved

@@ -8,28 +8,27 @@ from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run as current_flow_run
-from pydantic import Field
 
-from flows.parameters import DESCRIPTION, RETENTION, Description, RetentionDays
+from flows.outcome import fails_with_reason
+from flows.parameters import DESCRIPTION, RETENTION, Description, RetentionDays, parameter
 from labvault.backups import render_backup_name
 from labvault.models import utcnow
 from tasks.fan_out import list_organizations, start_create_backup_runs, wait_for_runs
 
 
-@flow(name="backup-all-organizations")
+@flow(name="backup-all-organizations", flow_run_name="backup all organizations")
+@fails_with_reason
 def backup_all_organizations(
-    deployment: str = Field(
-        "create-backup/create-backup", title="Deployment",
-        description="The create-backup deployment each organization's run is started from "
-                    "(flow name/deployment name).",
-    ),
-    name_template: str = Field(
-        "Backup {date}", title="Name template",
-        description="Name of each backup: {date} becomes YYYY-MM-DD and {time} HH:MM (UTC).",
-    ),
+    deployment: str = parameter(
+        "create-backup/create-backup", "Deployment",
+        "The create-backup deployment each organization's run is started from "
+        "(flow name/deployment name)."),
+    name_template: str = parameter(
+        "Backup {date}", "Name template",
+        "Name of each backup: {date} becomes YYYY-MM-DD and {time} HH:MM (UTC)."),
     description: Description = DESCRIPTION,
     retention_days: RetentionDays = RETENTION,
-    wait: bool = Field(True, title="Wait", description="Wait for every run and fail if any fails."),
+    wait: bool = parameter(True, "Wait", "Wait for every run and fail if any fails."),
 ) -> dict[str, Any]:
     """Back up every organization that has an admin; the organization's first admin is the
     requester of its backup."""

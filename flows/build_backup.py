@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact
 from prefect.logging.loggers import flow_run_logger
 
-from labvault.backups import fail_backup
+from labvault.backups import fail_backup, notice_recipients
 from labvault.catalog import BackupDetails, backup_for_flow_run
 from labvault.errors import LabvaultError, one_line
 from labvault.notification import backup_notice, notifier_for
@@ -39,23 +40,56 @@ def failure_reason(state: Any) -> str:
 
 
 def record_failure(flow: Any, flow_run: Any, state: Any) -> None:
-    """Failure and crash hook: the run's backup (if it got one) goes to Error, and people are told.
+    """Failure and crash hook: the run's backup (if it got one) goes to Error, people are told,
+    and the run gets an artifact saying why and how to retry.
 
     Runs outside the flow's context (a run can fail before its body starts), so it logs through
     the flow run's logger rather than `get_run_logger()`."""
     logger = flow_run_logger(flow_run, flow)
     settings = context.settings()
+    reason = failure_reason(state)
+    details, recipients = None, []
     with context.sessions()() as session:
         backup = backup_for_flow_run(session, str(flow_run.id))
-        if backup is None or not fail_backup(session, backup.sid, failure_reason(state)):
-            return
-        session.refresh(backup)
-        details = BackupDetails.of(backup, context.backups_storage())
+        newly_failed = backup is not None and fail_backup(session, backup.sid, reason)
+        if backup is not None:
+            session.refresh(backup)
+            details = BackupDetails.of(backup, context.backups_storage())
+            recipients = notice_recipients(session, backup)
+    _publish_failure(details, reason, logger)
+    if details is None or not newly_failed:
+        return
     logger.error("Backup %s failed: %s", details.sid, details.error)
     try:
-        notifier_for(settings, logger).send(backup_notice(details, settings.notify_emails))
+        notifier_for(settings, logger).send(backup_notice(details, [*recipients, *settings.notify_emails]))
     except LabvaultError as exc:
         logger.warning("Backup %s: the failure notice was not sent: %s", details.sid, exc)
+
+
+def failure_markdown(details: BackupDetails | None, reason: str) -> str:
+    """What a failed run's artifact says: the reason, and the way to try again."""
+    if details is None:
+        return (f"# No backup was made\n\n**Reason:** {reason}\n\n"
+                "Nothing was written. Fix what the reason names, then start the run again.\n")
+    return (
+        f"# Backup {details.sid} failed\n\n"
+        f"**Reason:** {details.error or reason}\n\n"
+        f"Organization `{details.organization_sid}`, requested by {details.requested_by}. "
+        "The backup is in Error and no archive of it is kept.\n\n"
+        "## How to retry (same sid)\n\n"
+        f"- Prefect UI: run the **retry-backup** deployment with Backup `{details.sid}` and "
+        "Requested by the email of an admin of the organization.\n"
+        f"- CLI: `labvault backup retry {details.sid} --as <admin email>`\n"
+    )
+
+
+def _publish_failure(details: BackupDetails | None, reason: str, logger: Any) -> None:
+    try:
+        create_markdown_artifact(failure_markdown(details, reason),
+                                 key=f"backup-{details.sid}-failure" if details else "backup-refused",
+                                 description="Why this backup run failed and how to retry it")
+    except Exception as exc:  # the artifact helps; it must not hide the failure being recorded
+        logger.warning("The failure artifact could not be created: %s", one_line(exc))
 
 
 def build_backup(sid: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from flows.approval import approve_cost
 from flows.build_backup import build_backup, record_failure
+from flows.outcome import fails_with_reason
 from flows.parameters import (
     DESCRIPTION,
     NAME,
@@ -20,26 +21,25 @@ from flows.parameters import (
     Email,
     OrganizationSid,
     RetentionDays,
+    parameter,
 )
 from labvault.backups import BackupRequest
 from tasks.backup_steps import estimate, start_backup
 
 
-@flow(name="create-backup", on_failure=[record_failure], on_crashed=[record_failure])
+@flow(name="create-backup", flow_run_name="backup {organization_sid}: {name}",
+      on_failure=[record_failure], on_crashed=[record_failure])
+@fails_with_reason
 def create_backup(
     organization_sid: OrganizationSid = ORGANIZATION,
     name: BackupName = NAME,
     requested_by: Email = REQUESTED_BY,
     description: Description = DESCRIPTION,
     retention_days: RetentionDays = RETENTION,
-    require_approval: bool = Field(
-        False, title="Require approval",
-        description="Pause before any work and show the estimated cost for approval.",
-    ),
-    approval_timeout_minutes: Annotated[int, Field(ge=1, le=10080)] = Field(
-        60, title="Approval timeout (minutes)",
-        description="How long a paused run waits for approval before it fails.",
-    ),
+    require_approval: bool = parameter(
+        False, "Require approval", "Pause before any work and show the estimated cost for approval."),
+    approval_timeout_minutes: Annotated[int, Field(ge=1, le=10080)] = parameter(
+        60, "Approval timeout (minutes)", "How long a paused run waits for approval before it fails."),
 ) -> dict[str, Any] | State:
     """Back up every record version and uploaded file of one organization into one zip."""
     request = BackupRequest(organization_sid, name, description, requested_by)

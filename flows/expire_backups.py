@@ -6,16 +6,18 @@ from typing import Annotated, Any
 from prefect import flow
 from pydantic import Field
 
+from flows.outcome import fails_with_reason
+from flows.parameters import parameter
 from tasks.lifecycle_steps import expire, report_expiry
 
 
-@flow(name="expire-backups")
+@flow(name="expire-backups", flow_run_name="expire")
+@fails_with_reason
 def expire_backups(
-    stale_after_minutes: Annotated[int | None, Field(ge=1, le=10080)] = Field(
-        None, title="Stale after (minutes)",
-        description="Minutes without progress before a running backup is reaped to Error; "
-                    "empty: LABVAULT_STALE_AFTER_MINUTES.",
-    ),
+    stale_after_minutes: Annotated[int, Field(ge=0, le=10080)] = parameter(
+        0, "Stale after (minutes)",
+        "Minutes without progress before a running backup is reaped to Error; "
+        "0: LABVAULT_STALE_AFTER_MINUTES."),
 ) -> dict[str, Any]:
     """Delete backups past their expiry date, turn stale In Progress backups into Error and
     remove orphaned partial archives. Running it twice in a row does nothing the second time."""

@@ -199,22 +199,35 @@ def _reset_to_in_progress(session: Session, backup: Backup, flow_run_id: str | N
     session.commit()
 
 
-def restart_backup(session: Session, sid: str, *, flow_run_id: str | None = None,
-                   now: datetime | None = None) -> str:
-    """Make an Error backup In Progress again, same sid, error cleared. Commits."""
-    backup = check_retry(session, sid)
+def restart_backup(session: Session, sid: str, requested_by: str, *,
+                   flow_run_id: str | None = None, now: datetime | None = None) -> str:
+    """Make an Error backup In Progress again, same sid, error cleared, on behalf of an admin of
+    its organization, who becomes its requester (the one told how it ends). Commits."""
+    backup = check_retry(session, sid, requested_by)
+    backup.created_by = requested_by.strip()
     _reset_to_in_progress(session, backup, flow_run_id, now or utcnow())
     return backup.sid
 
 
-def check_retry(session: Session, sid: str) -> Backup:
-    """Only a backup in Error can be retried: a Completed one is done, an In Progress one runs."""
+def check_retry(session: Session, sid: str, requested_by: str) -> Backup:
+    """Only an admin of the organization may retry, and only a backup in Error: a Completed one
+    is done, an In Progress one runs. The requester is checked now: admins change."""
     backup = get_backup(session, sid)
     if backup.status is not BackupStatus.ERROR:
         raise InvalidInputError(
             f"backup {sid} is {backup.status.label}; only a backup in Error can be retried"
         )
+    require_admin(session, backup.organization_sid, requested_by)
     return backup
+
+
+def notice_recipients(session: Session, backup: Backup, *, to_admins: bool = False) -> list[str]:
+    """Who is told how a backup ended: its requester while still an admin of the organization
+    (an admin removed meanwhile gets no download link), and with `to_admins` every admin."""
+    admins = admin_emails(session, backup.organization_sid)
+    requester = (backup.created_by or "").strip()
+    still_admin = requester.lower() in {admin.lower() for admin in admins}
+    return [*([requester] if still_admin else []), *(admins if to_admins else [])]
 
 
 def open_archive(session: Session, backups_storage: Storage, sid: str) -> ArchiveWriter:

@@ -32,11 +32,10 @@ class Notifier(Protocol):
     def send(self, notice: BackupNotice) -> None: ...
 
 
-def backup_notice(details: BackupDetails, also_to: list[str] | None = None) -> BackupNotice:
-    """The message for a finished backup, Completed or Error, to its requester and `also_to`."""
-    recipients = tuple(dict.fromkeys(
-        address for address in [details.requested_by or "", *(also_to or [])] if address
-    ))
+def backup_notice(details: BackupDetails, to: list[str]) -> BackupNotice:
+    """The message for a finished backup, Completed or Error, to `to` (see
+    `backups.notice_recipients`: who may still receive it is the database's to say)."""
+    recipients = tuple(dict.fromkeys(address for address in to if address))
     subject = f"[labvault] Backup {details.name!r} {details.status}"
     if details.status == "Completed":
         body = (
@@ -52,7 +51,7 @@ def backup_notice(details: BackupDetails, also_to: list[str] | None = None) -> B
             f"Your backup {details.name!r} ({details.sid}) of organization "
             f"{details.organization_sid} failed.\n\n"
             f"What failed: {details.error}\n\n"
-            f"To retry it under the same sid: labvault backup retry {details.sid}\n"
+            f"To retry it under the same sid: labvault backup retry {details.sid} --as <your email>\n"
             "(or run the retry-backup deployment, or Retry the failed run in the Prefect UI).\n"
         )
     return BackupNotice(to=recipients, subject=subject, body=body)

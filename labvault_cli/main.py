@@ -295,18 +295,21 @@ def backup_delete(
 
 
 @backup_app.command("retry")
-def backup_retry(sid: SidArgument, as_json: JsonOption = False) -> None:
-    """Make a backup that ended in Error again, under the same sid."""
+def backup_retry(
+    sid: SidArgument,
+    requested_by: Annotated[str, typer.Option("--as", help="Email of an admin of the backup's organization.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Make a backup that ended in Error again, under the same sid, for an admin of its organization."""
     from flows.retry_backup import retry_backup
 
     settings = _settings()
     with user_errors():
         with _sessions(settings)() as session:
-            backup = backups.check_retry(session, sid)
-            organization, requester = backup.organization_sid, backup.created_by or ""
-        with backup_progress_bar(settings.database_url, organization, requester,
+            organization = backups.check_retry(session, sid, requested_by).organization_sid
+        with backup_progress_bar(settings.database_url, organization, requested_by.strip(),
                                  enabled=not as_json and sys.stderr.isatty()):
-            state = run_flow(retry_backup, backup_sid=sid)
+            state = run_flow(retry_backup, backup_sid=sid, requested_by=requested_by)
         details = _backup_of_run(settings, state)
     _report_backup(details, settings, as_json)
 

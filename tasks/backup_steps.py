@@ -32,6 +32,7 @@ from labvault.notification import backup_notice, notifier_for
 from labvault.pricing import Estimate, Pricing, estimate_backup
 from tasks import context
 from tasks.retries import RETRY_TRANSIENT
+from tasks.run_tags import tag_flow_run
 
 
 def _progress_artifact(sid: str, what: str) -> Callable[[int, int], None]:
@@ -62,21 +63,25 @@ def estimate(request: BackupRequest) -> Estimate:
 @task(name="start-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def start_backup(request: BackupRequest, flow_run_id: str | None, cost: Decimal | None = None,
                  retention_days: int | None = None) -> str:
-    """Check the requester is an admin and insert the backup row In Progress."""
+    """Check the requester is an admin and insert the backup row In Progress (retention 0 or
+    None: LABVAULT_RETENTION_DAYS)."""
     with context.sessions()() as session:
         sid = backups.start_backup(session, request, flow_run_id=flow_run_id, cost=cost,
-                                   retention_days=retention_days)
+                                   retention_days=retention_days or None)
+    tag_flow_run(request.organization_sid)
     get_run_logger().info("Backup %s of organization %s started by %s", sid,
                           request.organization_sid, request.requested_by)
     return sid
 
 
 @task(name="restart-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
-def restart_backup(sid: str, flow_run_id: str | None) -> str:
-    """Put an Error backup back In Progress under the same sid."""
+def restart_backup(sid: str, requested_by: str, flow_run_id: str | None) -> str:
+    """Put an Error backup back In Progress under the same sid, for an admin of its organization."""
     with context.sessions()() as session:
-        backups.restart_backup(session, sid, flow_run_id=flow_run_id)
-    get_run_logger().info("Backup %s restarted", sid)
+        backups.restart_backup(session, sid, requested_by, flow_run_id=flow_run_id)
+        organization_sid = get_backup(session, sid).organization_sid
+    tag_flow_run(organization_sid)
+    get_run_logger().info("Backup %s restarted by %s", sid, requested_by)
     return sid
 
 
@@ -166,14 +171,14 @@ def record_attempt_failure(sid: str, reason: str) -> None:
 
 @task(name="notify", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def notify(sid: str, to_admins: bool = False) -> None:
-    """Tell the requester (and LABVAULT_NOTIFY_EMAILS, and with `to_admins` every admin of the
-    organization) how the backup ended."""
+    """Tell the requester while still an admin (and LABVAULT_NOTIFY_EMAILS, and with `to_admins`
+    every admin of the organization) how the backup ended."""
     settings = context.settings()
     with context.sessions()() as session:
         backup = get_backup(session, sid)
         details = BackupDetails.of(backup, context.backups_storage())
-        admins = backups.admin_emails(session, backup.organization_sid) if to_admins else []
-    notice = backup_notice(details, [*admins, *settings.notify_emails])
+        recipients = backups.notice_recipients(session, backup, to_admins=to_admins)
+    notice = backup_notice(details, [*recipients, *settings.notify_emails])
     notifier_for(settings, get_run_logger()).send(notice)
     get_run_logger().info("Backup %s: notice %r sent to %s", sid, notice.subject,
                           ", ".join(notice.to))

@@ -17,6 +17,7 @@ from labvault.errors import PermanentError
 from labvault.models import Organization
 from tasks import context
 from tasks.retries import RETRY_TRANSIENT
+from tasks.run_tags import organization_tag
 
 POLL_SECONDS = 2.0
 
@@ -48,6 +49,7 @@ def start_create_backup_runs(deployment: str, organizations: dict[str, str], nam
     for organization_sid, admin in organizations.items():
         flow_run = run_deployment(
             deployment, timeout=0, idempotency_key=f"{parent_run_id}:{organization_sid}",
+            tags=[organization_tag(organization_sid)],
             parameters={"organization_sid": organization_sid, "name": name, "requested_by": admin,
                         "description": description, "retention_days": retention_days,
                         "require_approval": False},

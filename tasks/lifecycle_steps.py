@@ -14,6 +14,7 @@ from labvault import deletion, expiry
 from labvault.catalog import BackupDetails
 from tasks import context
 from tasks.retries import RETRY_TRANSIENT
+from tasks.run_tags import tag_flow_run
 
 
 @task(name="delete-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
@@ -22,6 +23,7 @@ def delete_backup(sid: str, requested_by: str) -> dict[str, Any]:
     with context.sessions()() as session:
         backup = deletion.delete_backup(session, context.backups_storage(), sid, requested_by)
         details = asdict(BackupDetails.of(backup))
+    tag_flow_run(details["organization_sid"])
     get_run_logger().info("Backup %s deleted by %s", sid, requested_by)
     return details
 

@@ -136,7 +136,7 @@ def test_an_in_progress_backup_is_neither_deleted_nor_retried(sessions, organiza
         sid = start_backup(session, request_for(organization))
     deleted = labvault("backup", "delete", sid, "--as", organization.admin_email, "--yes")
     assert deleted.exit_code == 1 and f"backup {sid} is In Progress" in deleted.stderr
-    retried = labvault("backup", "retry", sid)
+    retried = labvault("backup", "retry", sid, "--as", organization.admin_email)
     assert retried.exit_code == 1
     assert retried.stderr.strip() == f"error: backup {sid} is In Progress; only a backup in Error can be retried"
     with sessions() as session:
@@ -153,15 +153,15 @@ def test_retry_completes_an_error_backup_and_refuses_a_completed_one(sessions, f
     pending.write(data)
     pending.commit()
 
-    retried = labvault("backup", "retry", sid, "--json")
+    retried = labvault("backup", "retry", sid, "--as", organization.admin_email, "--json")
     assert retried.exit_code == 0, retried.output
     details = json.loads(retried.stdout)
     assert (details["sid"], details["status"], details["error"]) == (sid, "Completed", None)
     assert Path(details["file_path"]).exists()
-    again = labvault("backup", "retry", sid)
+    again = labvault("backup", "retry", sid, "--as", organization.admin_email)
     assert again.exit_code == 1
     assert again.stderr.strip() == f"error: backup {sid} is Completed; only a backup in Error can be retried"
-    unknown = labvault("backup", "retry", "bk-nope")
+    unknown = labvault("backup", "retry", "bk-nope", "--as", organization.admin_email)
     assert unknown.exit_code == 1 and unknown.stderr.strip() == "error: backup 'bk-nope' does not exist"
 
 
@@ -184,7 +184,7 @@ def test_expire_reports_and_does_nothing_the_second_time(sessions, organization)
 
 def test_a_negative_retention_is_refused_by_every_command(settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("LABVAULT_RETENTION_DAYS", "-1")
-    for args in (["expire"], ["backup", "estimate", "--org", "org-1"], ["backup", "retry", "bk-1"]):
+    for args in (["expire"], ["backup", "estimate", "--org", "org-1"], ["backup", "retry", "bk-1", "--as", "admin@org-1.example"]):
         result = labvault(*args)
         assert result.exit_code == 1, args
         assert result.stderr.startswith("error: LABVAULT_RETENTION_DAYS: "), args

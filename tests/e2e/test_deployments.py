@@ -141,7 +141,7 @@ def test_create_backup_from_the_run_button_waits_for_approval_then_completes(wor
     wait_for_state(flow_run.id, {StateType.PAUSED} | FINAL)
     with session_factory(e2e_settings.database_url)() as session:
         assert session.scalars(select(Backup)).all() == [], "work started before approval"
-    resume_flow_run(flow_run.id, run_input={"approve": True})
+    resume_flow_run(flow_run.id, run_input={"decision": "Approve"})
     finished = wait_for_state(flow_run.id, FINAL)
     assert finished.state.type == StateType.COMPLETED, finished.state
     with session_factory(e2e_settings.database_url)() as session:

@@ -75,7 +75,7 @@ def test_a_killed_worker_is_reaped_and_the_retry_completes_the_same_backup(sessi
     pending = files.open_write(row.storage_key)
     pending.write(data)
     pending.commit()
-    retried = labvault("backup", "retry", backup.sid)
+    retried = labvault("backup", "retry", backup.sid, "--as", organization.admin_email)
     assert retried.exit_code == 0, retried.output
     with sessions() as session:
         done = session.get(Backup, backup.sid)

@@ -22,7 +22,7 @@ COMPLETED = BackupDetails(
 
 
 def test_a_completed_backup_email_has_counts_size_expiry_and_download_link(smtp_server) -> None:  # type: ignore[no-untyped-def]
-    notice = backup_notice(COMPLETED, ["ops@org-1.example", "admin@org-1.example"])
+    notice = backup_notice(COMPLETED, ["admin@org-1.example", "ops@org-1.example", "admin@org-1.example"])
     SmtpNotifier(get_settings()).send(notice)
     [(recipients, message)] = smtp_server.messages
     assert recipients == ["admin@org-1.example", "ops@org-1.example"]
@@ -37,10 +37,10 @@ def test_a_completed_backup_email_has_counts_size_expiry_and_download_link(smtp_
 def test_an_error_email_says_what_failed_and_how_to_retry() -> None:
     failed = BackupDetails(**{**COMPLETED.__dict__, "status": "Error",
                               "error": "file u1 (a.pdf) is missing from the files store"})
-    notice = backup_notice(failed)
+    notice = backup_notice(failed, ["admin@org-1.example"])
     assert notice.subject == "[labvault] Backup 'Q3 audit' Error"
     assert "file u1 (a.pdf) is missing" in notice.body
-    assert "labvault backup retry bk-1" in notice.body
+    assert "labvault backup retry bk-1 --as <your email>" in notice.body
 
 
 def test_an_unreachable_server_is_transient_and_never_shows_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,7 +50,7 @@ def test_an_unreachable_server_is_transient_and_never_shows_the_password(monkeyp
     monkeypatch.setenv("LABVAULT_SMTP_PASSWORD", "s3cret-pa55")
     settings = get_settings()
     with pytest.raises(TransientError, match="cannot send email via 127.0.0.1") as caught:
-        SmtpNotifier(settings).send(backup_notice(COMPLETED))
+        SmtpNotifier(settings).send(backup_notice(COMPLETED, ["admin@org-1.example"]))
     assert "s3cret-pa55" not in str(caught.value)
     assert "s3cret-pa55" not in repr(settings)
 
@@ -61,7 +61,7 @@ def test_without_an_smtp_host_notices_are_logged(caplog: pytest.LogCaptureFixtur
     notifier = notifier_for(get_settings(), logger)
     assert isinstance(notifier, LogNotifier)
     with caplog.at_level(logging.INFO, logger="labvault.test"):
-        notifier.send(backup_notice(COMPLETED))
+        notifier.send(backup_notice(COMPLETED, ["admin@org-1.example"]))
     assert "Download: /backups/org-1/bk-1.zip" in caplog.text
 
 
