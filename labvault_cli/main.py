@@ -38,6 +38,9 @@ from labvault_cli.progress import backup_progress_bar
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 if os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"].lower() in ("false", "0", "no", "off"):
     os.environ.setdefault("DO_NOT_TRACK", "1")
+# The temporary server gets 20 s to start by Prefect's default, which a busy 2-core machine
+# overran; 90 s unless the user chose (the CLI still waits for nothing when it starts sooner).
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 app = typer.Typer(help="labvault: backups of lab-data platforms, run as Prefect flows.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -146,10 +149,11 @@ def run_flow(flow: Callable[..., Any], **parameters: Any) -> Any:
     """Run a flow in this process and return its final state (Prefect's ephemeral mode if no
     PREFECT_API_URL is set). Prefect's console stays quiet: a labvault error ends as the one
     `error:` line, its tracebacks only in the run's logs."""
-    from labvault_cli.prefect_console import quiet_prefect_console
+    from labvault_cli.prefect_console import prefect_start_errors, quiet_prefect_console
 
     quiet_prefect_console()
-    return flow(**parameters, return_state=True)
+    with prefect_start_errors():
+        return flow(**parameters, return_state=True)
 
 
 def _backup_of_run(settings: Settings, state: Any) -> BackupDetails:
@@ -398,11 +402,13 @@ def restore(
         with _sessions(settings)() as session:
             archive_opener(source, session, backups_store(settings))
         if password_secret:
-            from labvault_cli.prefect_console import quiet_prefect_console
+            from labvault_cli.prefect_console import prefect_start_errors, quiet_prefect_console
             from tasks.restore_steps import secret_password
 
             quiet_prefect_console()
-            target = target.set(password=secret_password(password_secret, name="--to-database-password-secret"))
+            with prefect_start_errors():
+                target = target.set(password=secret_password(password_secret,
+                                                             name="--to-database-password-secret"))
         check_connection(target.render_as_string(hide_password=False), name="--to-database")
         files.check_writable()
         report = run_flow(restore_backup, source=source, to_database_url=to_database,

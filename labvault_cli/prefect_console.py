@@ -10,10 +10,14 @@ story stays in Prefect's API (its `api` handler is untouched); only the console 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from prefect.logging.handlers import PrefectConsoleHandler
+from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
 
-from labvault.errors import LabvaultError
+from labvault.errors import LabvaultError, TransientError
 
 
 class CliConsoleFilter(logging.Filter):
@@ -44,3 +48,30 @@ def quiet_prefect_console() -> None:
         if isinstance(handler, PrefectConsoleHandler) and not any(
                 isinstance(f, CliConsoleFilter) for f in handler.filters):
             handler.addFilter(CliConsoleFilter())
+
+
+@contextmanager
+def prefect_start_errors() -> Iterator[None]:
+    """Prefect's two ways of not starting (its temporary server too slow to come up, or the
+    configured server not answering) as one line saying what to do, not a RuntimeError's
+    traceback. Both are raised as RuntimeError and told apart by their wording."""
+    try:
+        yield
+    except RuntimeError as exc:
+        exited = re.search(r"server process exited with code (-?\d+)", str(exc))
+        if exited:
+            raise TransientError(
+                f"Prefect's temporary server stopped while starting (exit code {exited.group(1)}); "
+                "run `prefect server start` to see why, or set PREFECT_API_URL to a running "
+                "Prefect server") from None
+        if "ephemeral Prefect API server" in str(exc):
+            raise TransientError(
+                "Prefect's temporary server did not start within "
+                f"{PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()} s (the machine may be busy); "
+                "raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or set PREFECT_API_URL to "
+                "a running Prefect server") from None
+        if "Failed to reach API" in str(exc):
+            raise TransientError(
+                f"cannot reach the Prefect API at {PREFECT_API_URL.value()}; start that server, "
+                "or unset PREFECT_API_URL to run on a temporary one") from None
+        raise
