@@ -2,6 +2,10 @@
 
 Uses `prefect.serve`, so runs started from the UI or on schedule execute here, each in a
 subprocess. Schedules are paused when the process stops (Prefect's default for served flows).
+
+A served deployment has no work pool, path or pull steps: serving under the names that
+`prefect deploy` gave a pool's deployments would overwrite them, and their runs would crash on
+the workers afterwards. So serve refuses while such deployments exist.
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ import sys
 from typing import Any
 
 from prefect import serve
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.schedules import construct_schedule
+from prefect.exceptions import ObjectNotFound
 from prefect.flows import load_flow_from_entrypoint
 
 from deployments.project import PROJECT_ROOT, DeploymentSpec, read_deployments
+from labvault.errors import ConflictError
 
 
 def _schedules(spec: DeploymentSpec) -> list[Any]:
@@ -35,9 +42,28 @@ def to_deployment(spec: DeploymentSpec) -> Any:
                               parameters=spec.parameters, schedules=_schedules(spec))
 
 
+def refuse_pool_deployments(deployments: list[Any]) -> None:
+    """Refuse, in one line, to replace a deployment that a work pool serves."""
+    with get_client(sync_client=True) as client:
+        for deployment in deployments:
+            name = f"{deployment.flow_name}/{deployment.name}"
+            try:
+                existing = client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                continue
+            if existing.work_pool_name:
+                raise ConflictError(
+                    f"deployment {name} belongs to work pool {existing.work_pool_name!r} (made by "
+                    "`prefect deploy`); serving it here would replace it and break its worker "
+                    f"runs: start a worker instead (prefect worker start --pool "
+                    f"{existing.work_pool_name}), or delete the pool's deployments first")
+
+
 def serve_all(limit: int | None = None) -> None:
     """Serve every deployment of prefect.yaml until interrupted."""
     os.chdir(PROJECT_ROOT)
     if str(PROJECT_ROOT) not in sys.path:
         sys.path.insert(0, str(PROJECT_ROOT))
-    serve(*(to_deployment(spec) for spec in read_deployments()), limit=limit)
+    deployments = [to_deployment(spec) for spec in read_deployments()]
+    refuse_pool_deployments(deployments)
+    serve(*deployments, limit=limit)

@@ -49,7 +49,8 @@ backup_app = typer.Typer(help="Create, find, retry and delete backups.", no_args
 app.add_typer(db_app, name="db")
 app.add_typer(backup_app, name="backup")
 
-stdout = Console()
+# Markup off: names, subjects and errors are data, and rich would read `[draft]` as a style.
+stdout = Console(markup=False)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 YesOption = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]

@@ -23,7 +23,8 @@ POLL_SECONDS = 0.5
 
 @contextmanager
 def _log_consoles_redirected(console: Console) -> Iterator[None]:
-    """Let rich log handlers (Prefect's console handler) print above the bar, not through it."""
+    """Let rich log handlers (Prefect's console handler) print above the bar, not through it
+    (on a console without markup, as Prefect's own: a `[labvault]` subject stays as it is)."""
     loggers = [logging.getLogger()] + [
         logger for logger in logging.Logger.manager.loggerDict.values()
         if isinstance(logger, logging.Logger)
@@ -50,7 +51,8 @@ def backup_progress_bar(database_url: str, organization_sid: str, requested_by: 
     stop = threading.Event()
     sessions = session_factory(database_url)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+                        TimeElapsedColumn(), console=Console(stderr=True, markup=False),
+                        transient=True)
     task = progress.add_task("starting backup", total=None)
 
     def watch() -> None:

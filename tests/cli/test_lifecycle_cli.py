@@ -67,6 +67,24 @@ def test_on_a_terminal_the_progress_bar_reaches_the_end(sessions, organization) 
     assert "Traceback" not in text and "Exception in thread" not in text
 
 
+def test_square_brackets_are_printed_as_they_are(sessions, organization, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """rich reads `[labvault]` or `[draft]` as a style and drops it; names and subjects are data."""
+    monkeypatch.setenv("COLUMNS", "250")  # a wide terminal: the list's name column is not folded
+    name = "[labvault] Q3 [draft] [bold]audit[/bold]"
+    text, exit_code = on_terminal("backup", "create", "--org", organization.sid, "--name", name,
+                                  "--as", organization.admin_email, "--yes")
+    assert exit_code == 0, text
+    assert name in text, text
+    for args in (["backup", "list"], ["backup", "show", backup_sid_named(sessions, name)]):
+        shown, exit_code = on_terminal(*args)
+        assert exit_code == 0 and name in shown.replace("\r\n", "\n"), shown
+
+
+def backup_sid_named(sessions, name: str) -> str:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        return session.scalar(select(Backup.sid).where(Backup.name == name))
+
+
 def test_the_cost_is_stored_and_shown(sessions, organization) -> None:  # type: ignore[no-untyped-def]
     created = create(organization)
     with sessions() as session:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from deployments.project import read_deployments
 from labvault.database import session_factory
 from labvault.models import Backup, BackupStatus
-from tests.e2e.conftest import BIN, PrefectServer, stop
+from tests.e2e.conftest import BIN, ROOT, PrefectServer, stop
 
 POOL = "labvault"
 
@@ -91,8 +91,13 @@ def test_every_parameter_has_a_description_and_bounds_are_enforced(deployed: Pre
             assert properties, deployment.name
             for name, schema in properties.items():
                 assert schema.get("description"), f"{deployment.name}.{name} has no description"
+                assert schema["title"] != name and schema["title"][0].isupper(), \
+                    f"{deployment.name}.{name} is titled {schema['title']!r} in the run form"
         create = client.read_deployment_by_name("create-backup/create-backup")
         assert create.parameters == {"require_approval": True}
+        form = create.parameter_openapi_schema["properties"]
+        assert (form["organization_sid"]["title"], form["requested_by"]["title"]) == ("Organization", "Requested by")
+        assert form["retention_days"]["type"] == "integer" and "anyOf" not in form["retention_days"]
         for bad in ({"retention_days": -1}, {"approval_timeout_minutes": 0}, {"name": ""}):
             with pytest.raises(Exception, match="(?i)validation|invalid|422|409"):
                 client.create_flow_run_from_deployment(create.id, parameters={
@@ -216,6 +221,27 @@ def test_the_fan_out_backs_up_three_organizations(worker, e2e_settings) -> None:
     assert sorted(b.organization_sid for b in made) == ["lab-a", "lab-b", "lab-c"]
     assert {b.status for b in made} == {BackupStatus.COMPLETED}
     assert {b.created_by for b in made} == {"admin@lab-a.example", "admin@lab-b.example", "admin@lab-c.example"}
+
+
+def test_labvault_serve_refuses_to_replace_the_pools_deployments(worker, deployed: PrefectServer) -> None:  # type: ignore[no-untyped-def]
+    """`prefect deploy` made the pool's deployments: serve must leave them as they are."""
+    import subprocess
+
+    def pool_deployments() -> dict[str, tuple[Any, Any, Any]]:
+        with get_client(sync_client=True) as client:
+            return {d.name: (d.work_pool_name, d.path, d.pull_steps) for d in client.read_deployments()}
+
+    before = pool_deployments()
+    refused = subprocess.run([str(BIN / "labvault"), "serve"], cwd=ROOT, env=deployed.env, text=True,
+                             capture_output=True, timeout=180)
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == (
+        "error: deployment create-backup/create-backup belongs to work pool 'labvault' (made by "
+        "`prefect deploy`); serving it here would replace it and break its worker runs: start a "
+        "worker instead (prefect worker start --pool labvault), or delete the pool's deployments first\n")
+    assert pool_deployments() == before
+    flow_run = run_deployment_as_the_ui_does("expire-backups/expire-backups", {})
+    assert wait_for_state(flow_run.id, FINAL).state.type == StateType.COMPLETED
 
 
 def test_labvault_serve_serves_every_deployment_without_a_pool(worker, deployed: PrefectServer) -> None:  # type: ignore[no-untyped-def]
