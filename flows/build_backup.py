@@ -61,7 +61,8 @@ def record_failure(flow: Any, flow_run: Any, state: Any) -> None:
         return
     logger.error("Backup %s failed: %s", details.sid, details.error)
     try:
-        notifier_for(settings, logger).send(backup_notice(details, [*recipients, *settings.notify_emails]))
+        notifier_for(settings, logger).send(
+            backup_notice(details, [*recipients, *settings.notify_emails], settings.public_url))
     except LabvaultError as exc:
         logger.warning("Backup %s: the failure notice was not sent: %s", details.sid, exc)
 

@@ -21,6 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from labvault import audit
 from labvault.archive import ArchiveWriter, SealedArchive
 from labvault.catalog import get_backup
 from labvault.errors import (
@@ -129,7 +130,7 @@ def _file_criteria(backup: Backup) -> Any:
 
 def start_backup(session: Session, request: BackupRequest, *, flow_run_id: str | None = None,
                  cost: Decimal | None = None, retention_days: int | None = None,
-                 now: datetime | None = None) -> str:
+                 now: datetime | None = None, door: str = "flow") -> str:
     """Validate the request and insert the row In Progress; commits.
 
     Re-entrant: when a row already belongs to `flow_run_id` (the Prefect UI's Retry runs the same
@@ -142,8 +143,12 @@ def start_backup(session: Session, request: BackupRequest, *, flow_run_id: str |
         backup = session.scalar(
             select(Backup).where(Backup.flow_run_id == flow_run_id, Backup.date_deleted.is_(None))
         )
+    action: audit.Action = "retried"  # the Prefect UI's Retry of the same flow run
     if backup is None:
         backup = Backup(sid=new_backup_sid(), organization_sid=request.organization_sid)
+        action = "created"
+    audit.record(session, organization_sid=request.organization_sid, backup_sid=backup.sid,
+                 action=action, actor=request.requested_by, door=door)
     backup.name = request.name
     backup.description = request.description
     backup.created_by = request.requested_by
@@ -166,6 +171,12 @@ def _refuse_a_second_running_backup(session: Session, organization_sid: str, sid
             f"(started {running.date_created.isoformat()}); wait for it to end, or for the "
             "expiry flow to reap it if its worker died"
         )
+
+
+def check_none_running(session: Session, organization_sid: str, *, but: str = "") -> None:
+    """Refuse, in one line, to start a backup while another of the organization runs (`but`:
+    the backup about to be retried)."""
+    _refuse_a_second_running_backup(session, organization_sid, but)
 
 
 def _reset_to_in_progress(session: Session, backup: Backup, flow_run_id: str | None,
@@ -200,11 +211,14 @@ def _reset_to_in_progress(session: Session, backup: Backup, flow_run_id: str | N
 
 
 def restart_backup(session: Session, sid: str, requested_by: str, *,
-                   flow_run_id: str | None = None, now: datetime | None = None) -> str:
+                   flow_run_id: str | None = None, now: datetime | None = None,
+                   door: str = "flow") -> str:
     """Make an Error backup In Progress again, same sid, error cleared, on behalf of an admin of
     its organization, who becomes its requester (the one told how it ends). Commits."""
     backup = check_retry(session, sid, requested_by)
     backup.created_by = requested_by.strip()
+    audit.record(session, organization_sid=backup.organization_sid, backup_sid=sid, action="retried",
+                 actor=backup.created_by, door=door)
     _reset_to_in_progress(session, backup, flow_run_id, now or utcnow())
     return backup.sid
 

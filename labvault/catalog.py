@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from labvault.errors import InvalidInputError, NotFoundError
@@ -39,10 +39,9 @@ def get_backup(session: Session, sid: str) -> Backup:
     return backup
 
 
-def list_backups(session: Session, *, search: str | None = None,
-                 status: BackupStatus | None = None,
-                 organization_sid: str | None = None) -> list[Backup]:
-    """Backups not deleted, newest first; `search` matches sid, name or description, any case."""
+def _listing(*, search: str | None, status: BackupStatus | None,
+             organization_sid: str | None) -> Select[tuple[Backup]]:
+    """Backups not deleted; `search` matches sid, name or description, any case."""
     query = select(Backup).where(Backup.date_deleted.is_(None))
     if search is not None:
         keyword = search.strip().lower()
@@ -56,7 +55,46 @@ def list_backups(session: Session, *, search: str | None = None,
         query = query.where(Backup.status == status)
     if organization_sid is not None:
         query = query.where(Backup.organization_sid == organization_sid)
-    return list(session.scalars(query.order_by(Backup.date_created.desc(), Backup.sid)))
+    return query
+
+
+NEWEST_FIRST = (Backup.date_created.desc(), Backup.sid)
+
+
+def list_backups(session: Session, *, search: str | None = None,
+                 status: BackupStatus | None = None,
+                 organization_sid: str | None = None) -> list[Backup]:
+    """Backups not deleted, newest first; `search` matches sid, name or description, any case."""
+    query = _listing(search=search, status=status, organization_sid=organization_sid)
+    return list(session.scalars(query.order_by(*NEWEST_FIRST)))
+
+
+@dataclass(frozen=True)
+class BackupPage:
+    """One page of an organization's backups, newest first, and how many match in all."""
+
+    backups: list[Backup]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def page_of_backups(session: Session, organization_sid: str, *, search: str | None = None,
+                    status: BackupStatus | None = None, page: int = 1,
+                    per_page: int = 25) -> BackupPage:
+    """The Backups page's listing: one organization, a page at a time (an index on organization
+    and creation date keeps a 10,000-backup organization fast). A page past the end is empty."""
+    if page < 1 or not 1 <= per_page <= 200:
+        raise InvalidInputError(f"page {page} of {per_page} backups is out of range")
+    query = _listing(search=search, status=status, organization_sid=organization_sid)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    backups = session.scalars(query.order_by(*NEWEST_FIRST).limit(per_page)
+                              .offset((page - 1) * per_page))
+    return BackupPage(list(backups), total, page, per_page)
 
 
 def newest_started_since(session: Session, organization_sid: str, requested_by: str,

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from labvault import audit
 from labvault.backups import require_admin
 from labvault.catalog import get_backup
 from labvault.errors import InvalidInputError
@@ -45,8 +46,11 @@ def remove_backup(session: Session, backups_storage: Storage, backup: Backup,
     return bool(result.rowcount)
 
 
-def delete_backup(session: Session, backups_storage: Storage, sid: str, requested_by: str) -> Backup:
-    """Delete one backup on an admin's request."""
+def delete_backup(session: Session, backups_storage: Storage, sid: str, requested_by: str,
+                  door: str = "flow") -> Backup:
+    """Delete one backup on an admin's request; the audit trail keeps who did it."""
     backup = check_delete(session, sid, requested_by)
+    audit.record(session, organization_sid=backup.organization_sid, backup_sid=sid, action="deleted",
+                 actor=requested_by.strip(), door=door)
     remove_backup(session, backups_storage, backup)
     return backup

@@ -184,6 +184,8 @@ class Backup(Base):
         # At most one running backup per organization, enforced by the database itself.
         Index("uq_backups_one_in_progress_per_organization", "organization_sid", unique=True,
               sqlite_where=text(RUNNING), postgresql_where=text(RUNNING)),
+        # The Backups page: one organization's backups, newest first, a page at a time.
+        Index("ix_backups_organization_sid_date_created", "organization_sid", "date_created"),
     )
 
 
@@ -197,3 +199,35 @@ class RestoreRun(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     organization_sid: Mapped[str] = mapped_column(String(64))
     committed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SignInToken(Base):
+    """A one-time sign-in link for one admin account: only the token's hash is kept, and it
+    works once, for minutes."""
+
+    __tablename__ = "sign_in_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AuditEvent(Base):
+    """Who did what to which backup, when, and through which door. Append-only, and kept after
+    the backup is deleted (no foreign key: the backup row may be gone or never have existed)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    organization_sid: Mapped[str] = mapped_column(String(64))
+    backup_sid: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(320))
+    door: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (Index("ix_audit_events_backup", "backup_sid", "at"),)

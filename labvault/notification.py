@@ -32,11 +32,17 @@ class Notifier(Protocol):
     def send(self, notice: BackupNotice) -> None: ...
 
 
-def backup_notice(details: BackupDetails, to: list[str]) -> BackupNotice:
+def backup_notice(details: BackupDetails, to: list[str], public_url: str = "") -> BackupNotice:
     """The message for a finished backup, Completed or Error, to `to` (see
-    `backups.notice_recipients`: who may still receive it is the database's to say)."""
+    `backups.notice_recipients`: who may still receive it is the database's to say).
+
+    With the Backups page's `public_url`, the link is the page's download, which opens only for
+    a signed-in admin of the organization: the email carries nothing that alone opens the
+    archive. Without it, the archive's path or a presigned URL, as the CLI shows."""
     recipients = tuple(dict.fromkeys(address for address in to if address))
     subject = f"[labvault] Backup {details.name!r} {details.status}"
+    page = f"{public_url}/backups/{details.sid}"
+    download = f"{page}/download" if public_url else details.download_url or details.file_path
     if details.status == "Completed":
         body = (
             f"Your backup {details.name!r} ({details.sid}) of organization "
@@ -44,14 +50,15 @@ def backup_notice(details: BackupDetails, to: list[str]) -> BackupNotice:
             f"Versions: {details.versions}\nFiles: {details.files}\n"
             f"Size: {human_size(details.file_size)} ({details.file_size} bytes)\n"
             f"Expires: {details.date_expired} (it is deleted automatically then)\n\n"
-            f"Download: {details.download_url or details.file_path}\n"
+            f"Download: {download}\n"
         )
     else:
         body = (
             f"Your backup {details.name!r} ({details.sid}) of organization "
             f"{details.organization_sid} failed.\n\n"
             f"What failed: {details.error}\n\n"
-            f"To retry it under the same sid: labvault backup retry {details.sid} --as <your email>\n"
+            + (f"See it and retry it: {page}\n" if public_url else "")
+            + f"To retry it under the same sid: labvault backup retry {details.sid} --as <your email>\n"
             "(or run the retry-backup deployment, or Retry the failed run in the Prefect UI).\n"
         )
     return BackupNotice(to=recipients, subject=subject, body=body)
@@ -101,3 +108,12 @@ class SmtpNotifier:
 def notifier_for(settings: Settings, logger: logging.Logger | logging.LoggerAdapter) -> Notifier:  # type: ignore[type-arg]
     """SMTP when `LABVAULT_SMTP_HOST` is set, else the log."""
     return SmtpNotifier(settings) if settings.smtp_host else LogNotifier(logger)
+
+
+def sign_in_notice(email: str, organization_sid: str, link: str, minutes: int) -> BackupNotice:
+    """The email carrying a one-time sign-in link to the Backups page (sent, never logged)."""
+    return BackupNotice(
+        to=(email,), subject=f"[labvault] Sign in to the Backups page of {organization_sid}",
+        body=(f"Open this link within {minutes} minutes to sign in to the Backups page of "
+              f"organization {organization_sid}:\n\n{link}\n\n"
+              "It works once. If you did not ask for it, ignore this email.\n"))

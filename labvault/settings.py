@@ -69,6 +69,15 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = Field(None, description="SMTP password (never logged).")
     smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
     smtp_from: str = Field("labvault@localhost", description="Sender address of notices.")
+    public_url: str = Field(
+        "", description="Address of the Backups page (`labvault web`) as people reach it, e.g. "
+                        "https://backups.example.org; emails link there. Empty: emails give the "
+                        "archive's path.")
+    web_secret_key: SecretStr | None = Field(
+        None, description="Key signing the Backups page's session cookies; empty: a random key "
+                          "kept in <home>/web-secret-key (sessions survive restarts).")
+    web_session_hours: int = Field(
+        8, ge=1, le=24 * 30, description="Hours a Backups page session lasts before signing in again.")
 
     @field_validator("notify_emails", mode="before")
     @classmethod
@@ -76,6 +85,14 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("give the page's address, starting with https:// (or http:// on a "
+                             "trusted network)")
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _fill_defaults_under_home(self) -> "Settings":

@@ -71,6 +71,7 @@ class Storage(Protocol):
     def discard_partial(self, partial: PartialWrite) -> None: ...
     def url(self, key: str) -> str: ...
     def download_link(self, key: str, lifetime: timedelta) -> str: ...
+    def local_path(self, key: str) -> str | None: ...
 
 
 def check_key(key: str) -> str:
@@ -219,6 +220,10 @@ class FsspecStorage:
     def download_link(self, key: str, lifetime: timedelta) -> str:
         """What a person opens to download: the path itself for a local folder."""
         return self.url(key)
+
+    def local_path(self, key: str) -> str | None:
+        """The object's file when the store is a local folder (served as a file), else None."""
+        return self._path(key) if self._is_local else None
 
 
 def _failure_reason(exc: BaseException) -> str:

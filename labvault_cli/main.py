@@ -150,10 +150,13 @@ def run_flow(flow: Callable[..., Any], **parameters: Any) -> Any:
     """Run a flow in this process and return its final state (Prefect's ephemeral mode if no
     PREFECT_API_URL is set). Prefect's console stays quiet: a labvault error ends as the one
     `error:` line, its tracebacks only in the run's logs."""
+    from prefect import tags
+
     from labvault_cli.prefect_console import prefect_start_errors, quiet_prefect_console
+    from tasks.run_tags import door_tag
 
     quiet_prefect_console()
-    with prefect_start_errors():
+    with prefect_start_errors(), tags(door_tag("cli")):
         return flow(**parameters, return_state=True)
 
 
@@ -431,6 +434,36 @@ def serve(
     _settings()  # a bad setting fails here, in one line, before Prefect starts
     with user_errors():
         serve_all(limit=limit)
+
+
+@app.command()
+def web(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
+    sign_in_as: Annotated[str | None, typer.Option(
+        "--as", help="Print a one-time sign-in link for this admin (no mail server needed).")] = None,
+) -> None:
+    """Serve the Backups page for lab admins (list, search, add with cost, download, delete)."""
+    import uvicorn
+
+    from labvault import sign_in
+    from labvault_web.app import create_app
+
+    settings = _settings()
+    base = settings.public_url or f"http://{host}:{port}"
+    with user_errors():
+        app_ = create_app(settings)
+        if sign_in_as is not None:
+            with _sessions(settings)() as session:
+                links = sign_in.issue_links(session, sign_in_as)
+            if not links:
+                raise fail(f"{sign_in_as!r} is not an admin of any organization (or asked for too many "
+                           "links in the last 15 minutes); give an admin's email")
+            for admin, token in links:
+                stdout.print(f"Sign in to the Backups page of {admin.organization_sid} (once, within "
+                             f"{int(sign_in.LINK_LIFETIME.total_seconds() // 60)} minutes):\n"
+                             f"    {base}/sign-in/link?token={token}", soft_wrap=True)
+    uvicorn.run(app_, host=host, port=port, proxy_headers=True, log_level="warning")
 
 
 @app.command()

@@ -32,7 +32,7 @@ from labvault.notification import backup_notice, notifier_for
 from labvault.pricing import Estimate, Pricing, estimate_backup
 from tasks import context
 from tasks.retries import RETRY_TRANSIENT
-from tasks.run_tags import tag_flow_run
+from tasks.run_tags import requesting_door, tag_flow_run
 
 
 def _progress_artifact(sid: str, what: str) -> Callable[[int, int], None]:
@@ -67,7 +67,7 @@ def start_backup(request: BackupRequest, flow_run_id: str | None, cost: Decimal 
     None: LABVAULT_RETENTION_DAYS)."""
     with context.sessions()() as session:
         sid = backups.start_backup(session, request, flow_run_id=flow_run_id, cost=cost,
-                                   retention_days=retention_days or None)
+                                   retention_days=retention_days or None, door=requesting_door())
     tag_flow_run(request.organization_sid)
     get_run_logger().info("Backup %s of organization %s started by %s", sid,
                           request.organization_sid, request.requested_by)
@@ -78,7 +78,8 @@ def start_backup(request: BackupRequest, flow_run_id: str | None, cost: Decimal 
 def restart_backup(sid: str, requested_by: str, flow_run_id: str | None) -> str:
     """Put an Error backup back In Progress under the same sid, for an admin of its organization."""
     with context.sessions()() as session:
-        backups.restart_backup(session, sid, requested_by, flow_run_id=flow_run_id)
+        backups.restart_backup(session, sid, requested_by, flow_run_id=flow_run_id,
+                               door=requesting_door())
         organization_sid = get_backup(session, sid).organization_sid
     tag_flow_run(organization_sid)
     get_run_logger().info("Backup %s restarted by %s", sid, requested_by)
@@ -178,7 +179,7 @@ def notify(sid: str, to_admins: bool = False) -> None:
         backup = get_backup(session, sid)
         details = BackupDetails.of(backup, context.backups_storage())
         recipients = backups.notice_recipients(session, backup, to_admins=to_admins)
-    notice = backup_notice(details, [*recipients, *settings.notify_emails])
+    notice = backup_notice(details, [*recipients, *settings.notify_emails], settings.public_url)
     notifier_for(settings, get_run_logger()).send(notice)
     get_run_logger().info("Backup %s: notice %r sent to %s", sid, notice.subject,
                           ", ".join(notice.to))

@@ -14,14 +14,15 @@ from labvault import deletion, expiry
 from labvault.catalog import BackupDetails
 from tasks import context
 from tasks.retries import RETRY_TRANSIENT
-from tasks.run_tags import tag_flow_run
+from tasks.run_tags import requesting_door, tag_flow_run
 
 
 @task(name="delete-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def delete_backup(sid: str, requested_by: str) -> dict[str, Any]:
     """Remove one backup's archive and take it out of every listing (admins only)."""
     with context.sessions()() as session:
-        backup = deletion.delete_backup(session, context.backups_storage(), sid, requested_by)
+        backup = deletion.delete_backup(session, context.backups_storage(), sid, requested_by,
+                                        door=requesting_door())
         details = asdict(BackupDetails.of(backup))
     tag_flow_run(details["organization_sid"])
     get_run_logger().info("Backup %s deleted by %s", sid, requested_by)
