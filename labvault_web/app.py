@@ -90,8 +90,8 @@ def create_app(settings: Settings, *, flow_runs: FlowRuns | None = None) -> Fast
     def web_session(request: Request) -> WebSession:
         return request.state.web_session  # type: ignore[no-any-return]
 
-    def page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-        return templates.TemplateResponse(request, name, {
+    def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        return templates.TemplateResponse(request, template, {
             "csrf": web_session(request).csrf, "admin": context.pop("admin", None),
             "currency": settings.currency, **context}, status_code=status_code)
 
