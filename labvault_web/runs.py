@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from labvault import catalog
 from labvault.backups import BackupRequest
 from labvault.errors import LabvaultError, TransientError
-from labvault.models import Backup, utcnow
+from labvault.models import Backup, BackupStatus, utcnow
 
 DEPLOYMENTS = {"create": "create-backup/create-backup", "retry": "retry-backup/retry-backup",
                "delete": "delete-backup/delete-backup"}
@@ -76,10 +76,17 @@ class FlowRuns:
                                                 request.requested_by, since)
         return self._wait_for_row(find, started, wait_seconds)
 
-    def retry(self, sid: str, requested_by: str) -> None:
+    def retry(self, sid: str, requested_by: str, wait_seconds: float = 30) -> None:
+        """Start a retry-backup run and wait until it has taken the backup out of Error (a worker
+        of a pool may take longer: then the page shows the backup as it is)."""
         from flows.retry_backup import retry_backup
 
-        self._start("retry", retry_backup, {"backup_sid": sid, "requested_by": requested_by})
+        started = self._start("retry", retry_backup, {"backup_sid": sid, "requested_by": requested_by})
+
+        def find(session: Session) -> Backup | None:
+            backup = session.get(Backup, sid)
+            return backup if backup is not None and backup.status is not BackupStatus.ERROR else None
+        self._wait_for_row(find, started, wait_seconds)
 
     def delete(self, sid: str, requested_by: str, wait_seconds: float = 120) -> None:
         """Delete through the delete-backup flow and wait for it: the page shows the outcome."""
@@ -107,7 +114,7 @@ class FlowRuns:
             if isinstance(started, Future) and started.done():
                 state = started.result()
                 state.result()  # a run refused before any row raises its reason here
-                raise TransientError("the create-backup run ended without a backup")
+                raise TransientError("the run ended without starting the backup")
             time.sleep(0.2)
         if isinstance(started, Future):
             raise TransientError("the backup did not start within "

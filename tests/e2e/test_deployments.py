@@ -17,6 +17,7 @@ from sqlalchemy import select
 from deployments.project import read_deployments
 from labvault.database import session_factory
 from labvault.models import Backup, BackupStatus
+from tests.browser import launch_chromium
 from tests.e2e.conftest import BIN, ROOT, PrefectServer, stop
 
 POOL = "labvault"
@@ -105,32 +106,21 @@ def test_every_parameter_has_a_description_and_bounds_are_enforced(deployed: Pre
                     **bad})
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
 def test_the_ui_run_form_shows_the_parameter_descriptions(deployed: PrefectServer, tmp_path: Path) -> None:
     """Headless Chromium opens the server's UI at create-backup's run form, as a data engineer
     would, and reads the descriptions there; the screenshot stays in the test's folder."""
-    import os
-
     from playwright.sync_api import sync_playwright
 
-    if not CHROMIUM.exists():
-        message = "Debian's chromium is not installed (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("create-backup/create-backup")
     ui = deployed.url.removesuffix("/api")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 2200})
             page.goto(f"{ui}/deployments/deployment/{deployment.id}/run", wait_until="networkidle")
-            for text in ("Sid of the organization to back up.",
+            for text in ("Retention (days)", "Requested by", "Approval timeout (minutes)",
+                         "Sid of the organization to back up.",
                          "Days the backup is kept after it completes",
                          "Pause before any work and show the estimated cost for approval."):
                 page.get_by_text(text, exact=False).first.wait_for(timeout=30_000)
