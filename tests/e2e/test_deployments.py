@@ -213,6 +213,34 @@ def test_the_fan_out_backs_up_three_organizations(worker, e2e_settings) -> None:
     assert {b.created_by for b in made} == {"admin@lab-a.example", "admin@lab-b.example", "admin@lab-c.example"}
 
 
+def test_the_backups_page_starts_deployment_runs_that_a_worker_completes(worker, e2e_settings) -> None:  # type: ignore[no-untyped-def]
+    """With a Prefect server configured, the page starts a create-backup deployment run (as the
+    UI's Run button does) rather than running the flow itself; the worker builds the backup."""
+    from fastapi.testclient import TestClient
+
+    from labvault.models import AuditEvent
+    from labvault_web.app import create_app
+    from tests.web.conftest import csrf_of, sign_in_as, wait_for_status
+
+    sessions = session_factory(e2e_settings.database_url)
+    with TestClient(create_app(e2e_settings), follow_redirects=False) as browser:
+        sign_in_as(browser, sessions, "admin@lab-b.example")
+        form = browser.get("/backups/new")
+        created = browser.post("/backups", data={"name": "From the page", "csrf": csrf_of(form.text)})
+        assert created.status_code == 303, created.text
+    with sessions() as session:
+        backup = session.scalar(select(Backup).where(Backup.name == "From the page"))
+    assert backup is not None and wait_for_status(sessions, backup.sid, timeout=180).status is BackupStatus.COMPLETED
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(backup.flow_run_id)
+        deployment = client.read_deployment(flow_run.deployment_id)
+    assert deployment.name == "create-backup" and flow_run.work_pool_name == POOL
+    assert {"via:web", "organization:lab-b"} <= set(flow_run.tags)
+    with sessions() as session:
+        doors = session.scalars(select(AuditEvent.door).where(AuditEvent.backup_sid == backup.sid)).all()
+    assert doors == ["web"]
+
+
 def test_labvault_serve_refuses_to_replace_the_pools_deployments(worker, deployed: PrefectServer) -> None:  # type: ignore[no-untyped-def]
     """`prefect deploy` made the pool's deployments: serve must leave them as they are."""
     import subprocess
