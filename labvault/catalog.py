@@ -153,7 +153,18 @@ class BackupDetails:
     progress_total: int | None
     heartbeat_at: str | None
     flow_run_id: str | None
+    verified_at: str | None = None
+    verified_ok: bool | None = None
+    verification_problem: str | None = None
     download_url: str | None = None
+
+    @property
+    def last_verification(self) -> str | None:
+        """The last check of the archive against its manifest, in a few words."""
+        if self.verified_at is None:
+            return None
+        outcome = "every entry matched the manifest" if self.verified_ok else f"FAILED: {self.verification_problem}"
+        return f"{self.verified_at[:19].replace('T', ' ')} UTC: {outcome}"
 
     @classmethod
     def of(cls, backup: Backup, backups_storage: Storage | None = None) -> "BackupDetails":
@@ -168,6 +179,7 @@ class BackupDetails:
             cost=float(backup.cost) if isinstance(backup.cost, Decimal) else backup.cost,
             date_completed=_iso(backup.date_completed), progress_done=backup.progress_done,
             progress_total=backup.progress_total, heartbeat_at=_iso(backup.heartbeat_at),
-            flow_run_id=backup.flow_run_id,
+            flow_run_id=backup.flow_run_id, verified_at=_iso(backup.verified_at),
+            verified_ok=backup.verified_ok, verification_problem=backup.verification_problem,
             download_url=download_link(backup, backups_storage) if backups_storage else None,
         )

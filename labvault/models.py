@@ -179,6 +179,11 @@ class Backup(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Chosen for this backup; empty means LABVAULT_RETENTION_DAYS at completion.
     retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The last check of the archive against its manifest (after writing, then periodically):
+    # when, whether it matched, and if not, the first problems found.
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    verified_ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    verification_problem: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         # At most one running backup per organization, enforced by the database itself.

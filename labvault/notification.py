@@ -117,3 +117,17 @@ def sign_in_notice(email: str, organization_sid: str, link: str, minutes: int) -
         body=(f"Open this link within {minutes} minutes to sign in to the Backups page of "
               f"organization {organization_sid}:\n\n{link}\n\n"
               "It works once. If you did not ask for it, ignore this email.\n"))
+
+
+def verification_failed_notice(details: BackupDetails, problem: str, to: list[str],
+                               public_url: str = "") -> BackupNotice:
+    """Telling admins that a kept archive no longer matches its manifest: it cannot be trusted
+    for a restore, and a new backup is the remedy."""
+    where = f"\nSee it: {public_url}/backups/{details.sid}\n" if public_url else ""
+    return BackupNotice(
+        to=tuple(dict.fromkeys(address for address in to if address)),
+        subject=f"[labvault] Backup {details.name!r} failed its periodic check",
+        body=(f"The archive of backup {details.name!r} ({details.sid}) of organization "
+              f"{details.organization_sid} no longer matches its manifest:\n\n{problem}\n\n"
+              "Do not rely on it for a restore. Make a new backup, and check the backups store."
+              f"\n{where}"))

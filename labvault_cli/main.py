@@ -129,6 +129,7 @@ def print_details(details: BackupDetails, currency: str) -> None:
         ("cost", f"{details.cost:.2f} {currency}" if details.cost is not None else None),
         ("requested by", details.requested_by), ("progress", progress),
         ("last progress", details.heartbeat_at), ("flow run", details.flow_run_id),
+        ("last verification", details.last_verification),
         ("error", details.error),
     ]))
 
@@ -259,11 +260,12 @@ def backup_list(
         filtered = search is not None or status != "all" or org is not None
         stdout.print("No backups match." if filtered else "No backups yet.")
         return
-    table = Table("sid", "name", "status", "versions", "files", "size", "created", "expires")
+    table = Table("sid", "name", "status", "versions", "files", "size", "created", "expires", "checked")
     for row in rows:
+        checked = f"{row.verified_at[:10]} {'ok' if row.verified_ok else 'FAILED'}" if row.verified_at else "—"
         table.add_row(row.sid, row.name, row.status, str(row.versions or 0), str(row.files or 0),
                       human_size(row.file_size), row.date_created[:19],
-                      (row.date_expired or "—")[:19])
+                      (row.date_expired or "—")[:19], checked)
     stdout.print(table)
 
 

@@ -253,8 +253,7 @@ def create_app(settings: Settings, *, flow_runs: FlowRuns | None = None) -> Fast
             backup = backup_of(admin, sid, session)
             events = audit.events_of(session, sid)
             return {"admin": admin, "backup": BackupDetails.of(backup), "events": events,
-                    "running": backup.status is BackupStatus.IN_PROGRESS,
-                    "verified": settings.verify_after_backup}
+                    "running": backup.status is BackupStatus.IN_PROGRESS}
 
     @app.get("/backups/{sid}")
     def detail_page(request: Request, sid: str, notice: str = "") -> HTMLResponse:

@@ -23,7 +23,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from labvault import backups
+from labvault import backups, reverification
 from labvault.archive import ArchiveWriter, SealedArchive
 from labvault.archive_rules import ArchiveLimits
 from labvault.backups import BackupRequest, ProgressRecorder
@@ -133,6 +133,8 @@ def verify_written_archive(sid: str, sealed: SealedArchive) -> None:
         return
     report = backups.verify_stored_archive(context.backups_storage(), sealed.key,
                                            ArchiveLimits.with_max_total(context.settings().archive_max_bytes))
+    with context.sessions()() as session:
+        reverification.record_verification(session, sid, None)
     logger.info("Backup %s: archive verified, %d entries, %d bytes match the manifest", sid,
                 report.entries, report.total_bytes)
 

@@ -72,7 +72,7 @@ def test_prefect_deploy_all_registers_every_deployment_of_prefect_yaml(deployed:
         flows = {flow.id: flow.name for flow in client.read_flows()}
     names = {f"{flows[d.flow_id]}/{d.name}" for d in deployments}
     assert {name.split("/")[1] for name in names} == {spec.name for spec in read_deployments()}
-    assert len(expected) == len(names) == len(read_deployments()) == 7
+    assert len(expected) == len(names) == len(read_deployments()) == 8
     assert {d.work_pool_name for d in deployments} == {POOL}
     crons = {d.name: [s.schedule.cron for s in d.schedules] for d in deployments}
     assert crons["scheduled-backup"] == ["0 2 * * *"]

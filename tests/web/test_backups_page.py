@@ -52,7 +52,7 @@ def test_add_shows_the_cost_then_the_new_backup_runs_to_completed(browser, sessi
         assert f"<dt>{label}</dt><dd>" in fields and value in fields
     assert f'href="/backups/{sid}/download"' in fields and "data-refresh" not in fields
     assert f"{backup.cost:.2f} USD" in fields
-    assert "every entry matched the manifest" in fields
+    assert "UTC: every entry matched the manifest" in fields
 
 
 def test_bad_input_is_shown_next_to_the_field_and_nothing_is_created(browser, sessions, organization) -> None:  # type: ignore[no-untyped-def]
@@ -143,11 +143,23 @@ def test_the_audit_trail_keeps_who_did_what_through_which_door(browser, sessions
                       ("deleted", organization.admin_email, "cli")]
 
 
+def completed_notice(smtp_server: Any, timeout: float = 30) -> str:
+    """The Completed email's body (the notice is sent just after the backup turns Completed)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for _, message in smtp_server.messages:
+            if "Completed" in message["Subject"]:
+                return str(message.get_content())
+        time.sleep(0.1)
+    raise AssertionError("no Completed notice arrived")
+
+
 def test_the_email_links_to_the_page_not_to_a_file(smtp_server, monkeypatch, browser, sessions, organization) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("LABVAULT_PUBLIC_URL", "https://backups.example.org/")
     backup = completed_backup(browser, sessions, organization)
-    body = next(message.get_content() for _, message in smtp_server.messages
-                if "Completed" in message["Subject"])
+    body = completed_notice(smtp_server)
     assert f"Download: https://backups.example.org/backups/{backup.sid}/download" in body
     assert backup.file_path not in body
 
