@@ -252,3 +252,13 @@ def test_two_starts_racing_leave_exactly_one_running(sessions, organization, mon
     with sessions() as session:
         statuses = session.scalars(select(Backup.status)).all()
     assert statuses == [BackupStatus.IN_PROGRESS]
+
+
+def test_the_listener_hears_each_step_against_its_own_total(sessions, files, backups_storage, organization) -> None:  # type: ignore[no-untyped-def]
+    """Versions then files (this helper's order), each counted from 1 to its own total."""
+    heard: list[tuple[int, int]] = []
+    run_backup(sessions, files, backups_storage, request_for(organization),
+               listener=lambda done, total: heard.append((done, total)))
+    versions, file_count = len(organization.versions), len(organization.files)
+    assert list(dict.fromkeys(heard)) == ([(n, versions) for n in range(1, versions + 1)]
+                                          + [(n, file_count) for n in range(1, file_count + 1)])
