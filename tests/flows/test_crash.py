@@ -89,6 +89,11 @@ def test_a_worker_killed_while_verifying_leaves_no_archive_once_reaped(sessions,
     # The backups store stalls the read that verifies the sealed archive: the worker is killed
     # with the whole archive under its final name and the backup not yet Completed.
     verifying = tmp_path / "verifying"
+
+    def heartbeat() -> datetime:
+        with sessions() as session:
+            return session.scalars(select(Backup.heartbeat_at)).one()
+
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     code = ("import pathlib, time\n"
             "from labvault.storage import FsspecStorage\n"
@@ -108,6 +113,10 @@ def test_a_worker_killed_while_verifying_leaves_no_archive_once_reaped(sessions,
         while not verifying.exists():
             assert worker.poll() is None and time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
             time.sleep(0.2)
+        stalled_at = datetime.now(timezone.utc)
+        while heartbeat() <= stalled_at:  # the stalled verification does not stop the heartbeat
+            assert worker.poll() is None and time.monotonic() < deadline + 30, (tmp_path / "worker.log").read_text()
+            time.sleep(0.5)
     finally:
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=30)
