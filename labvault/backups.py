@@ -257,9 +257,7 @@ class ProgressRecorder:
         self._last = time.monotonic()
         self.step_done = self.step_total = 0
         with sessions() as session:
-            backup = get_backup(session, sid)
-            self.done = backup.progress_done or 0
-            self.total = backup.progress_total or 0
+            self.done = get_backup(session, sid).progress_done or 0
 
     def start_step(self, total: int) -> None:
         """A step of `total` items begins."""
@@ -399,6 +397,8 @@ def finish_backup(session: Session, sid: str, sealed: SealedArchive, *, run_id: 
     Only a backup still In Progress and held by `run_id` is completed: one reaped to Error
     meanwhile, or taken over by a retry, is refused with a PermanentError and left as it is
     (an archive this run committed is then an Error backup's, which the expiry flow removes).
+    Idempotent for the run that completed it, so a retried task that failed after its commit
+    does not fail the backup's run.
     """
     now = now or utcnow()
     backup = get_backup(session, sid)
@@ -411,6 +411,8 @@ def finish_backup(session: Session, sid: str, sealed: SealedArchive, *, run_id: 
     if not completed:
         session.rollback()
         session.refresh(backup)
+        if backup.status is BackupStatus.COMPLETED and backup.flow_run_id == run_id:
+            return backup
         reason = f" ({backup.error})" if backup.error else ""
         raise PermanentError(f"backup {sid} is {backup.status.label}{reason} and no longer held by "
                              "this run; it was not marked Completed")

@@ -207,6 +207,12 @@ def test_only_the_run_holding_a_backup_can_complete_it(sessions, backups_storage
         assert session.get(Backup, sid).status is BackupStatus.IN_PROGRESS
         done = backups.finish_backup(session, sid, sealed, run_id="run-2", file_path=url, pricing=PRICING)
         assert (done.status, done.flow_run_id, done.file_path) == (BackupStatus.COMPLETED, "run-2", url)
+        completed_at = done.date_completed
+        # the task retried after a failure past its commit finds the backup completed by its run
+        again = backups.finish_backup(session, sid, sealed, run_id="run-2", file_path=url, pricing=PRICING)
+        assert (again.status, again.date_completed) == (BackupStatus.COMPLETED, completed_at)
+        with pytest.raises(PermanentError, match=f"backup {sid} is Completed and no longer held by this run"):
+            backups.finish_backup(session, sid, sealed, run_id="run-1", file_path=url, pricing=PRICING)
 
 
 def test_the_heartbeat_beats_while_work_runs_and_never_revives_a_reaped_backup(sessions, organization) -> None:  # type: ignore[no-untyped-def]
