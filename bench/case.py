@@ -42,7 +42,7 @@ def labvault_backup(database_url: str, files_url: str, backups_url: str, organiz
         versions = backups.snapshot_versions(session, sid, archive, progress)
         snapshot_seconds = time.perf_counter() - copied
         sealed = archive.seal()
-        backups.finish_backup(session, sid, sealed, file_path=archives.url(sealed.key),
+        backups.finish_backup(session, sid, sealed, run_id=None, file_path=archives.url(sealed.key),
                               pricing=Pricing.of(get_settings()))
     archives.delete(sealed.key)
     return {"bytes": sealed.size, "versions": versions, "snapshot_seconds": snapshot_seconds}

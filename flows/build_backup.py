@@ -20,6 +20,7 @@ from tasks import context
 from tasks.backup_steps import (
     copy_files,
     finish_backup,
+    keep_alive,
     notify,
     open_archive,
     seal_archive,
@@ -97,13 +98,15 @@ def build_backup(sid: str) -> dict[str, Any]:
     """Stream files and versions into the archive, seal it, mark the backup Completed, notify.
 
     Files go first: an object store is still uploading their last parts while the versions are
-    written (versions are small, mostly CPU), so the two overlap instead of adding up."""
-    with open_archive(sid) as archive:
-        copy_files(sid, archive)
-        snapshot_versions(sid, archive)
-        sealed = seal_archive(sid, archive)
-    verify_written_archive(sid, sealed)
-    details = finish_backup(sid, sealed)
+    written (versions are small, mostly CPU), so the two overlap instead of adding up. The
+    heartbeat beats from opening to finishing, verification included."""
+    with keep_alive(sid):
+        with open_archive(sid) as archive:
+            copy_files(sid, archive)
+            snapshot_versions(sid, archive)
+            sealed = seal_archive(sid, archive)
+        verify_written_archive(sid, sealed)
+        details = finish_backup(sid, sealed)
     if not notify(sid, return_state=True).is_completed():
         get_run_logger().warning("Backup %s is Completed but its notice could not be sent", sid)
     return details

@@ -2,7 +2,8 @@
 
 Steps are called in order by the create-backup flow (or by anything else): `start_backup`,
 `open_archive`, `copy_files`, `snapshot_versions`, `ArchiveWriter.seal`, `finish_backup`; a
-failure after the row exists ends in `fail_backup`. The caller owns sessions and transactions.
+failure after the row exists ends in `fail_backup`. The caller owns sessions and transactions,
+and keeps the backup alive from `open_archive` to `finish_backup` with a `liveness.Heartbeat`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from labvault.errors import (
     TransientError,
     one_line,
 )
+from labvault.liveness import beat
 from labvault.models import Backup, BackupStatus, File, Organization, User, Version, utcnow
 from labvault.open_ahead import opened_ahead
 from labvault.pricing import Pricing, count_contents
@@ -128,6 +130,10 @@ def _file_criteria(backup: Backup) -> Any:
     return File.organization_sid == backup.organization_sid, File.created_at <= backup.date_created
 
 
+def _count(session: Session, model: Any, criteria: Any) -> int:
+    return session.scalar(select(func.count()).select_from(model).where(*criteria)) or 0
+
+
 def start_backup(session: Session, request: BackupRequest, *, flow_run_id: str | None = None,
                  cost: Decimal | None = None, retention_days: int | None = None,
                  now: datetime | None = None, door: str = "flow") -> str:
@@ -203,10 +209,8 @@ def _reset_to_in_progress(session: Session, backup: Backup, flow_run_id: str | N
         session.rollback()
         _refuse_a_second_running_backup(session, backup.organization_sid, backup.sid)
         raise
-    backup.progress_total = sum(
-        session.scalar(select(func.count()).select_from(model).where(*criteria)) or 0
-        for model, criteria in ((Version, _version_criteria(backup)), (File, _file_criteria(backup)))
-    )
+    backup.progress_total = (_count(session, Version, _version_criteria(backup))
+                             + _count(session, File, _file_criteria(backup)))
     session.commit()
 
 
@@ -264,36 +268,46 @@ def open_archive(session: Session, backups_storage: Storage, sid: str) -> Archiv
 class ProgressRecorder:
     """Counts items done and records them on the backup row at most every `interval` seconds.
 
-    The row's `heartbeat_at` is how the expiry flow tells a live backup from a dead one; the
-    optional listener (a Prefect progress artifact, a CLI bar) sees the same numbers.
+    The row's `progress_done` counts the whole backup (what `backup show` and the CLI bar
+    report); the optional listener (a Prefect progress artifact) hears the current step's own
+    count against that step's total, so each step's report ends at 100 %. Writes only while
+    `run_id` holds the backup (see `labvault.liveness`).
     """
 
-    def __init__(self, sessions: sessionmaker[Session], sid: str, *, interval: float = 2.0,
-                 listener: Callable[[int, int], None] | None = None) -> None:
+    def __init__(self, sessions: sessionmaker[Session], sid: str, *, run_id: str | None = None,
+                 interval: float = 2.0, listener: Callable[[int, int], None] | None = None) -> None:
         self._sessions = sessions
         self._sid = sid
+        self._run_id = run_id
         self._interval = interval
         self._listener = listener
         self._last = time.monotonic()
+        self.step_done = self.step_total = 0
         with sessions() as session:
-            backup = get_backup(session, sid)
-            self.done = backup.progress_done or 0
-            self.total = backup.progress_total or 0
+            self.done = get_backup(session, sid).progress_done or 0
+
+    def start_step(self, total: int) -> None:
+        """A step of `total` items begins."""
+        self.step_done, self.step_total = 0, total
 
     def advance(self, count: int = 1) -> None:
         self.done += count
+        self.step_done += count
         if time.monotonic() - self._last >= self._interval:
             self.flush()
+
+    def end_step(self) -> None:
+        """The step has streamed every item there is: its count is its total (a row deleted
+        since the step's count was taken is not missing from it)."""
+        self.step_total = self.step_done
+        self.flush()
 
     def flush(self) -> None:
         self._last = time.monotonic()
         with self._sessions.begin() as session:
-            session.execute(
-                update(Backup).where(Backup.sid == self._sid)
-                .values(progress_done=self.done, heartbeat_at=utcnow())
-            )
+            beat(session, self._sid, self._run_id, progress_done=self.done)
         if self._listener:
-            self._listener(self.done, self.total)
+            self._listener(self.step_done, self.step_total)
 
 
 def version_document(row: Any) -> dict[str, Any]:
@@ -324,11 +338,12 @@ def snapshot_versions(session: Session, sid: str, archive: ArchiveWriter,
         .execution_options(yield_per=1000)
     )
     before = archive.versions
+    progress.start_step(_count(session, Version, _version_criteria(backup)))
     for row in rows:
         document = version_document(row)
         archive.add_json(version_entry_name(backup.organization_sid, document["sid"]), document)
         progress.advance()
-    progress.flush()
+    progress.end_step()
     return archive.versions - before
 
 
@@ -386,6 +401,7 @@ def copy_files(session: Session, sid: str, files_storage: Storage, archive: Arch
         .execution_options(yield_per=1000)
     )
     before = archive.files
+    progress.start_step(_count(session, File, _file_criteria(backup)))
     for row, source in opened_ahead(rows, partial(_open_blob, files_storage), depth=OPEN_AHEAD,
                                     size=lambda row: row.size, max_bytes_ahead=OPEN_AHEAD_BYTES):
         with source:
@@ -396,40 +412,51 @@ def copy_files(session: Session, sid: str, files_storage: Storage, archive: Arch
                 storage_key=row.storage_key, created_at=row.created_at.isoformat(),
             )
         progress.advance()
-    progress.flush()
+    progress.end_step()
     return archive.files - before
 
 
-def finish_backup(session: Session, sid: str, sealed: SealedArchive, *, file_path: str,
-                  pricing: Pricing, now: datetime | None = None) -> Backup:
+def finish_backup(session: Session, sid: str, sealed: SealedArchive, *, run_id: str | None,
+                  file_path: str, pricing: Pricing, now: datetime | None = None) -> Backup:
     """Mark the backup Completed, charged by its real size; it expires `retention_days` after
-    completion, so a long backup is never due before it can be downloaded. Commits."""
+    completion, so a long backup is never due before it can be downloaded. Commits.
+
+    Only a backup still In Progress and held by `run_id` is completed: one reaped to Error
+    meanwhile, or taken over by a retry, is refused with a PermanentError and left as it is
+    (an archive this run committed is then an Error backup's, which the expiry flow removes).
+    Idempotent for the run that completed it, so a retried task that failed after its commit
+    does not fail the backup's run.
+    """
     now = now or utcnow()
     backup = get_backup(session, sid)
-    backup.status = BackupStatus.COMPLETED
-    backup.versions = sealed.versions
-    backup.files = sealed.files
-    backup.file_size = sealed.size
-    backup.file_path = file_path
-    backup.date_completed = now
-    backup.date_expired = now + timedelta(days=backup.retention_days or pricing.retention_days)
-    backup.cost = pricing.creation_cost(sealed.size)
-    backup.progress_done = backup.progress_total
-    backup.heartbeat_at = now
-    backup.error = None
+    completed = beat(
+        session, sid, run_id, status=BackupStatus.COMPLETED, versions=sealed.versions,
+        files=sealed.files, file_size=sealed.size, file_path=file_path, date_completed=now,
+        date_expired=now + timedelta(days=backup.retention_days or pricing.retention_days),
+        cost=pricing.creation_cost(sealed.size), progress_done=Backup.progress_total, error=None,
+    )
+    if not completed:
+        session.rollback()
+        session.refresh(backup)
+        if backup.status is BackupStatus.COMPLETED and backup.flow_run_id == run_id:
+            return backup
+        reason = f" ({backup.error})" if backup.error else ""
+        raise PermanentError(f"backup {sid} is {backup.status.label}{reason} and no longer held by "
+                             "this run; it was not marked Completed")
     session.commit()
+    session.refresh(backup)
     return backup
 
 
 def fail_backup(session: Session, sid: str, reason: str) -> bool:
     """Turn an In Progress backup into Error with `reason`; a finished backup is left alone.
 
-    Returns whether the row changed. Commits.
+    `heartbeat_at` keeps the run's last sign of life. Returns whether the row changed. Commits.
     """
     result = session.execute(
         update(Backup)
         .where(Backup.sid == sid, Backup.status == BackupStatus.IN_PROGRESS)
-        .values(status=BackupStatus.ERROR, error=reason, heartbeat_at=utcnow())
+        .values(status=BackupStatus.ERROR, error=reason)
     )
     session.commit()
     return bool(result.rowcount)

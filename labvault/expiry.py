@@ -1,5 +1,6 @@
-"""The scheduled clean-up: expired backups deleted, stale runs reaped, orphaned partials removed,
-and restores killed midway settled (their staging promoted if they committed, else removed).
+"""The scheduled clean-up: expired backups deleted, stale runs reaped, archives of failed backups
+and orphaned partials removed, and restores killed midway settled (their staging promoted if they
+committed, else removed).
 
 Idempotent: a second run right after the first finds nothing to do.
 """
@@ -9,28 +10,34 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from labvault.backups import fail_backup
 from labvault.deletion import remove_backup
 from labvault.models import Backup, BackupStatus, as_utc, utcnow
 from labvault.restore_staging import recover_staging
+from labvault.safe_names import archive_key
 from labvault.storage import PARTIAL_SUFFIX, Storage
+
+# A run's last sign of life: its heartbeat, or its start before the first beat.
+LAST_SIGN_OF_LIFE = func.coalesce(Backup.heartbeat_at, Backup.date_created)
 
 
 @dataclass
 class ExpiryReport:
-    """What one run did, by backup sid (and storage key for orphans)."""
+    """What one run did, by backup sid (storage key for archives and partials removed)."""
 
     deleted: list[str] = field(default_factory=list)
     reaped: list[str] = field(default_factory=list)
+    failed_archives_removed: list[str] = field(default_factory=list)
     orphans_removed: list[str] = field(default_factory=list)
     restores_settled: list[str] = field(default_factory=list)
 
     @property
     def did_nothing(self) -> bool:
-        return not (self.deleted or self.reaped or self.orphans_removed or self.restores_settled)
+        return not (self.deleted or self.reaped or self.failed_archives_removed
+                    or self.orphans_removed or self.restores_settled)
 
 
 def delete_expired(session: Session, backups_storage: Storage, now: datetime) -> list[str]:
@@ -44,11 +51,10 @@ def delete_expired(session: Session, backups_storage: Storage, now: datetime) ->
 
 def reap_stale(session: Session, now: datetime, stale_after: timedelta) -> list[str]:
     """In Progress backups whose run has shown no progress within the window become Error."""
-    last_sign = func.coalesce(Backup.heartbeat_at, Backup.date_created)
     stale = session.execute(
-        select(Backup.sid, last_sign).where(
+        select(Backup.sid, LAST_SIGN_OF_LIFE).where(
             Backup.status == BackupStatus.IN_PROGRESS, Backup.date_deleted.is_(None),
-            last_sign < now - stale_after,
+            LAST_SIGN_OF_LIFE < now - stale_after,
         )
     ).all()
     return [
@@ -57,17 +63,50 @@ def reap_stale(session: Session, now: datetime, stale_after: timedelta) -> list[
     ]
 
 
+def remove_archives_of_failed(session: Session, backups_storage: Storage) -> list[str]:
+    """The whole archive of every Error backup: only a Completed backup's archive may be seen.
+
+    A run killed (or reaped) after its archive got its final name and before it was marked
+    Completed, during the verification that reads the archive back from there, leaves one.
+    Verifying before the final name would not close that window (S3 cannot read a multipart
+    upload before it completes, and a kill between commit and completion leaves the same), so
+    the window is closed here, after the reaping above. Costs one existence check per Error
+    backup. Each row is first claimed with a no-op UPDATE that locks it until the commit, so a
+    retry cannot make it In Progress, and its new archive cannot be removed, in between.
+    """
+    removed = []
+    failed = session.execute(
+        select(Backup.sid, Backup.organization_sid)
+        .where(Backup.status == BackupStatus.ERROR, Backup.date_deleted.is_(None))
+    ).all()
+    session.commit()  # the read ends here: each claim below is a write transaction of its own
+    for sid, organization_sid in failed:
+        claimed = session.execute(
+            update(Backup).where(Backup.sid == sid, Backup.status == BackupStatus.ERROR,
+                                 Backup.date_deleted.is_(None))
+            .values(status=BackupStatus.ERROR)
+        ).rowcount
+        key = archive_key(organization_sid, sid)
+        if claimed and backups_storage.exists(key):
+            backups_storage.delete(key)
+            removed.append(key)
+        session.commit()
+    return removed
+
+
 def remove_orphaned_partials(session: Session, backups_storage: Storage, now: datetime,
                              stale_after: timedelta) -> list[str]:
     """Partial archives (files, pending multipart uploads) older than the window whose backup
-    is not running any more."""
-    running = set(session.scalars(
-        select(Backup.sid).where(Backup.status == BackupStatus.IN_PROGRESS)
+    has shown no sign of life within it. A partial's own age says nothing of its run (an S3
+    upload's start time never moves), the backup's heartbeat does."""
+    window_start = now - stale_after
+    alive = set(session.scalars(
+        select(Backup.sid).where(LAST_SIGN_OF_LIFE >= window_start)
     ))
     removed = []
     for partial in backups_storage.list_partials():
         sid = partial.key.rsplit("/", 1)[-1].removesuffix(".zip")
-        if sid in running or partial.started > now - stale_after:
+        if sid in alive or partial.started > window_start:
             continue
         backups_storage.discard_partial(partial)
         removed.append(partial.key + PARTIAL_SUFFIX)
@@ -90,6 +129,7 @@ def expire_backups(session: Session, backups_storage: Storage, *, stale_after: t
     report = ExpiryReport()
     report.deleted = delete_expired(session, backups_storage, now)
     report.reaped = reap_stale(session, now, stale_after)
+    report.failed_archives_removed = remove_archives_of_failed(session, backups_storage)
     report.orphans_removed = remove_orphaned_partials(session, backups_storage, now, stale_after)
     if files_storage is not None:
         report.restores_settled = settle_restores(session, files_storage, now, stale_after)

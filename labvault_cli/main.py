@@ -338,6 +338,7 @@ def expire(as_json: JsonOption = False) -> None:
     stdout.print(_table([
         ("deleted (expired)", ", ".join(report["deleted"]) or "none"),
         ("reaped to Error (stale)", ", ".join(report["reaped"]) or "none"),
+        ("archives of failed backups removed", ", ".join(report["failed_archives_removed"]) or "none"),
         ("orphaned partials removed", ", ".join(report["orphans_removed"]) or "none"),
         ("interrupted restores settled", ", ".join(report["restores_settled"]) or "none"),
     ]))

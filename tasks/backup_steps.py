@@ -28,6 +28,7 @@ from labvault.archive import ArchiveWriter, SealedArchive
 from labvault.archive_rules import ArchiveLimits
 from labvault.backups import BackupRequest, ProgressRecorder
 from labvault.catalog import BackupDetails, get_backup
+from labvault.liveness import Heartbeat
 from labvault.notification import backup_notice, notifier_for
 from labvault.pricing import Estimate, Pricing, estimate_backup
 from tasks import context
@@ -36,7 +37,8 @@ from tasks.run_tags import requesting_door, tag_flow_run
 
 
 def _progress_artifact(sid: str, what: str) -> Callable[[int, int], None]:
-    """A progress artifact on the run, fed by the domain's progress recorder."""
+    """A progress artifact on the run for one step, fed that step's count and total by the
+    domain's progress recorder."""
     artifact_id = create_progress_artifact(
         progress=0.0, key=f"{sid}-{what}", description=f"Backup {sid}: {what}"
     )
@@ -45,6 +47,12 @@ def _progress_artifact(sid: str, what: str) -> Callable[[int, int], None]:
         update_progress_artifact(artifact_id, progress=100.0 * done / total if total else 100.0)
 
     return update
+
+
+def keep_alive(sid: str) -> Heartbeat:
+    """The backup's heartbeat, beating from this process while the steps inside the `with` run
+    (they run in the flow's process), so a long step never gets a live backup reaped."""
+    return Heartbeat(context.sessions(), sid, run_id=context.run_id())
 
 
 @task(name="estimate-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
@@ -97,7 +105,8 @@ def open_archive(sid: str) -> ArchiveWriter:
 def snapshot_versions(sid: str, archive: ArchiveWriter) -> int:
     """Stream every version of the organization into the archive as JSON."""
     sessions = context.sessions()
-    progress = ProgressRecorder(sessions, sid, listener=_progress_artifact(sid, "versions"))
+    progress = ProgressRecorder(sessions, sid, run_id=context.run_id(),
+                                listener=_progress_artifact(sid, "versions"))
     with sessions() as session:
         count = backups.snapshot_versions(session, sid, archive, progress)
     get_run_logger().info("Backup %s: %d versions written", sid, count)
@@ -108,7 +117,8 @@ def snapshot_versions(sid: str, archive: ArchiveWriter) -> int:
 def copy_files(sid: str, archive: ArchiveWriter) -> int:
     """Stream every uploaded file's bytes into the archive."""
     sessions = context.sessions()
-    progress = ProgressRecorder(sessions, sid, listener=_progress_artifact(sid, "files"))
+    progress = ProgressRecorder(sessions, sid, run_id=context.run_id(),
+                                listener=_progress_artifact(sid, "files"))
     with sessions() as session:
         count = backups.copy_files(session, sid, context.files(), archive, progress)
     get_run_logger().info("Backup %s: %d files copied", sid, count)
@@ -144,7 +154,8 @@ def finish_backup(sid: str, sealed: SealedArchive) -> dict[str, Any]:
     """Mark the backup Completed with its counts, size, link, cost and expiry."""
     storage = context.backups_storage()
     with context.sessions()() as session:
-        backup = backups.finish_backup(session, sid, sealed, file_path=storage.url(sealed.key),
+        backup = backups.finish_backup(session, sid, sealed, run_id=context.run_id(),
+                                       file_path=storage.url(sealed.key),
                                        pricing=Pricing.of(context.settings()))
         details = asdict(BackupDetails.of(backup, storage))
     _publish_artifacts(details)

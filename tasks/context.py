@@ -17,6 +17,13 @@ def sessions() -> sessionmaker[Session]:
     return session_factory(settings().database_url)
 
 
+def run_id() -> str | None:
+    """The flow run this task belongs to: the run that holds its backup (see labvault.liveness)."""
+    from prefect.runtime import flow_run
+
+    return flow_run.id
+
+
 def files() -> Storage:
     return files_store(settings())
 

@@ -39,10 +39,12 @@ def expire(stale_after_minutes: int | None = None) -> expiry.ExpiryReport:
         report = expiry.expire_backups(session, context.backups_storage(),
                                        stale_after=timedelta(minutes=minutes), files_storage=context.files())
     logger = get_run_logger()
-    logger.info("Expiry: %d deleted, %d reaped to Error, %d orphaned partials removed, "
-                "%d interrupted restores settled", len(report.deleted), len(report.reaped),
-                len(report.orphans_removed), len(report.restores_settled))
+    logger.info("Expiry: %d deleted, %d reaped to Error, %d archives of failed backups removed, "
+                "%d orphaned partials removed, %d interrupted restores settled", len(report.deleted),
+                len(report.reaped), len(report.failed_archives_removed), len(report.orphans_removed),
+                len(report.restores_settled))
     for label, items in (("deleted", report.deleted), ("reaped", report.reaped),
+                         ("archive of failed backup removed", report.failed_archives_removed),
                          ("orphan removed", report.orphans_removed),
                          ("restore settled", report.restores_settled)):
         for item in items:
@@ -55,9 +57,11 @@ def report_expiry(report: expiry.ExpiryReport) -> None:
     """A markdown artifact listing what the expiry run did."""
     lines = ["# Backup expiry", ""]
     if report.did_nothing:
-        lines.append("Nothing to do: no backup expired, none stale, no orphaned partial archive.")
+        lines.append("Nothing to do: no backup expired, none stale, no archive of a failed backup, "
+                     "no orphaned partial archive.")
     for title, items in (("Deleted (expired)", report.deleted),
                          ("Reaped to Error (stale)", report.reaped),
+                         ("Archives of failed backups removed", report.failed_archives_removed),
                          ("Orphaned partial archives removed", report.orphans_removed),
                          ("Interrupted restores settled", report.restores_settled)):
         if items:

@@ -83,3 +83,57 @@ def test_a_killed_worker_is_reaped_and_the_retry_completes_the_same_backup(sessi
 
     clean = create(organization)
     assert entries(done.file_path, organization.sid) == entries(clean["file_path"], organization.sid)
+
+
+def test_a_worker_killed_while_verifying_leaves_no_archive_once_reaped(sessions, backups_storage, organization, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # The backups store stalls the read that verifies the sealed archive: the worker is killed
+    # with the whole archive under its final name and the backup not yet Completed.
+    verifying = tmp_path / "verifying"
+
+    def heartbeat() -> datetime:
+        with sessions() as session:
+            return session.scalars(select(Backup.heartbeat_at)).one()
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    code = ("import pathlib, time\n"
+            "from labvault.storage import FsspecStorage\n"
+            "read = FsspecStorage.open_read\n"
+            "def stalled(self, key):\n"
+            "    if key.endswith('.zip'):\n"
+            f"        pathlib.Path({str(verifying)!r}).touch(); time.sleep(600)\n"
+            "    return read(self, key)\n"
+            "FsspecStorage.open_read = stalled\n"
+            "from flows.create_backup import create_backup\n"
+            f"create_backup(organization_sid='org-1', name='Killed', requested_by='{organization.admin_email}')\n")
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while not verifying.exists():
+            assert worker.poll() is None and time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+            time.sleep(0.2)
+        stalled_at = datetime.now(timezone.utc)
+        while heartbeat() <= stalled_at:  # the stalled verification does not stop the heartbeat
+            assert worker.poll() is None and time.monotonic() < deadline + 30, (tmp_path / "worker.log").read_text()
+            time.sleep(0.5)
+    finally:
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+
+    with sessions() as session:
+        [backup] = session.scalars(select(Backup)).all()
+    key = f"{organization.sid}/{backup.sid}.zip"
+    assert backup.status is BackupStatus.IN_PROGRESS and backups_storage.list() == [key]
+
+    two_hours_ago = datetime.now(timezone.utc) - timedelta(hours=2)
+    with sessions.begin() as session:
+        session.execute(update(Backup).values(heartbeat_at=two_hours_ago))
+    report = expire_backups(stale_after_minutes=60)
+    assert backups_storage.list() == [], "the archive of a backup that never completed is visible"
+    assert report["reaped"] == [backup.sid] and report["failed_archives_removed"] == [key]
+    with sessions() as session:
+        reaped = session.get(Backup, backup.sid)
+        assert reaped.status is BackupStatus.ERROR and reaped.error.startswith("stale: no progress since")
+    assert expire_backups(stale_after_minutes=60) == {
+        "deleted": [], "reaped": [], "failed_archives_removed": [], "orphans_removed": [], "restores_settled": []}

@@ -106,3 +106,25 @@ def test_two_runs_make_two_backups(sessions, organization) -> None:  # type: ign
     with sessions() as session:
         statuses = session.scalars(select(Backup.status)).all()
     assert statuses == [BackupStatus.COMPLETED, BackupStatus.COMPLETED]
+
+
+def progress_artifacts(state) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """The run's progress artifacts by key, as its Artifacts tab shows them."""
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterType,
+    )
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            type=ArtifactFilterType(any_=["progress"])))
+    return {artifact.key: artifact.data for artifact in artifacts}
+
+
+def test_each_progress_artifact_of_a_completed_run_ends_at_100_percent(sessions, organization) -> None:  # type: ignore[no-untyped-def]
+    state = run(organization)
+    assert state.is_completed(), state.message
+    sid = backup_of(sessions, state).sid
+    assert progress_artifacts(state) == {f"{sid}-files": 100.0, f"{sid}-versions": 100.0}

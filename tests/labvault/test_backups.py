@@ -18,6 +18,7 @@ from labvault.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from labvault.liveness import BEAT_SECONDS, Heartbeat
 from labvault.models import Backup, BackupStatus, File, Version
 from labvault.pricing import Pricing
 from tests.archive_checks import assert_archive_matches
@@ -26,17 +27,23 @@ from tests.factories import make_organization
 PRICING = Pricing(Decimal("0.10"), Decimal("0.02"), "USD", retention_days=30)
 
 
-def run_backup(sessions, files, backups_storage, request: BackupRequest, *, listener=None, **start) -> str:  # type: ignore[no-untyped-def]
-    """The flow's steps, in order, as plain calls; a `listener` hears every item's progress."""
+def run_backup(sessions, files, backups_storage, request: BackupRequest, *, listener=None,  # type: ignore[no-untyped-def]
+               beat_every: float = BEAT_SECONDS, **start) -> str:
+    """The flow's steps, in order, as plain calls, under the backup's heartbeat; a `listener`
+    hears every item's progress."""
     with sessions() as session:
         sid = backups.start_backup(session, request, **start)
-    progress = ProgressRecorder(sessions, sid, interval=0 if listener else 2.0, listener=listener)
-    with sessions() as session, backups.open_archive(session, backups_storage, sid) as archive:
+    run_id = start.get("flow_run_id")
+    progress = ProgressRecorder(sessions, sid, run_id=run_id, interval=0 if listener else 2.0,
+                                listener=listener)
+    with (Heartbeat(sessions, sid, run_id=run_id, interval=beat_every), sessions() as session,
+          backups.open_archive(session, backups_storage, sid) as archive):
         backups.snapshot_versions(session, sid, archive, progress)
         backups.copy_files(session, sid, files, archive, progress)
         sealed = archive.seal()
-        backups.finish_backup(session, sid, sealed, file_path=backups_storage.url(sealed.key),
-                              pricing=PRICING)
+        backups.verify_stored_archive(backups_storage, sealed.key)
+        backups.finish_backup(session, sid, sealed, run_id=run_id,
+                              file_path=backups_storage.url(sealed.key), pricing=PRICING)
     return sid
 
 
@@ -190,7 +197,8 @@ def test_versions_written_while_the_snapshot_streams_are_left_out(sessions, file
         backups.snapshot_versions(session, sid, archive, progress)
         backups.copy_files(session, sid, files, archive, progress)
         sealed = archive.seal()
-        backups.finish_backup(session, sid, sealed, file_path=backups_storage.url(sealed.key), pricing=PRICING)
+        backups.finish_backup(session, sid, sealed, run_id=None, file_path=backups_storage.url(sealed.key),
+                              pricing=PRICING)
         backup = session.get(Backup, sid)
     assert len(inserted) >= len(organization.versions)
     assert_archive_matches(Path(backups_storage.url(sealed.key)), organization, backup)
@@ -244,3 +252,13 @@ def test_two_starts_racing_leave_exactly_one_running(sessions, organization, mon
     with sessions() as session:
         statuses = session.scalars(select(Backup.status)).all()
     assert statuses == [BackupStatus.IN_PROGRESS]
+
+
+def test_the_listener_hears_each_step_against_its_own_total(sessions, files, backups_storage, organization) -> None:  # type: ignore[no-untyped-def]
+    """Versions then files (this helper's order), each counted from 1 to its own total."""
+    heard: list[tuple[int, int]] = []
+    run_backup(sessions, files, backups_storage, request_for(organization),
+               listener=lambda done, total: heard.append((done, total)))
+    versions, file_count = len(organization.versions), len(organization.files)
+    assert list(dict.fromkeys(heard)) == ([(n, versions) for n in range(1, versions + 1)]
+                                          + [(n, file_count) for n in range(1, file_count + 1)])

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from labvault import catalog, deletion, expiry
+from labvault import backups, catalog, deletion, expiry
 from labvault.backups import start_backup
 from labvault.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from labvault.models import Backup, BackupStatus
@@ -102,3 +102,25 @@ def test_expiry_removes_only_old_partials_of_backups_not_running(sessions, backu
         report = expiry.expire_backups(session, backups_storage, stale_after=WINDOW)
     assert report.orphans_removed == [keys["orphan"]]
     assert sorted(backups_storage.list()) == sorted([keys["fresh"], keys["running"]])
+
+
+def test_expiry_removes_the_whole_archive_of_a_backup_that_never_completed(sessions, files, backups_storage, organization) -> None:  # type: ignore[no-untyped-def]
+    """A run killed after its archive got its final name (during verification) is reaped, and
+    its archive goes with it; a Completed backup's archive stays."""
+    kept = run_backup(sessions, files, backups_storage, request_for(organization, name="done"))
+    long_ago = datetime.now(timezone.utc) - 2 * WINDOW
+    with sessions() as session:
+        killed = start_backup(session, request_for(organization, name="killed"), now=long_ago)
+        with backups.open_archive(session, backups_storage, killed) as archive:
+            archive.seal()
+    assert backups_storage.exists(f"{organization.sid}/{killed}.zip")
+
+    with sessions() as session:
+        report = expiry.expire_backups(session, backups_storage, stale_after=WINDOW)
+    assert backups_storage.list() == [f"{organization.sid}/{kept}.zip"]
+    assert report.reaped == [killed]
+    assert report.failed_archives_removed == [f"{organization.sid}/{killed}.zip"]
+    with sessions() as session:
+        assert session.get(Backup, killed).status is BackupStatus.ERROR
+        assert session.get(Backup, kept).status is BackupStatus.COMPLETED
+        assert expiry.expire_backups(session, backups_storage, stale_after=WINDOW).did_nothing
