@@ -42,8 +42,11 @@ def remove_backup(session: Session, backups_storage: Storage, backup: Backup,
         update(Backup).where(Backup.sid == backup.sid, Backup.date_deleted.is_(None))
         .values(date_deleted=now or utcnow())
     )
+    if not result.rowcount:  # someone else deleted it: the audit event pending here is not ours
+        session.rollback()
+        return False
     session.commit()
-    return bool(result.rowcount)
+    return True
 
 
 def delete_backup(session: Session, backups_storage: Storage, sid: str, requested_by: str,

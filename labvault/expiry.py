@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from labvault.backups import fail_backup
+from labvault import audit
 from labvault.deletion import remove_backup
 from labvault.models import Backup, BackupStatus, as_utc, utcnow
 from labvault.restore_staging import recover_staging
@@ -46,7 +47,13 @@ def delete_expired(session: Session, backups_storage: Storage, now: datetime) ->
         select(Backup).where(Backup.date_deleted.is_(None), Backup.date_expired <= now)
         .order_by(Backup.date_expired)
     ).all()
-    return [backup.sid for backup in due if remove_backup(session, backups_storage, backup, now)]
+    deleted = []
+    for backup in due:
+        audit.record(session, organization_sid=backup.organization_sid, backup_sid=backup.sid,
+                     action="deleted", actor="expiry", door="flow", detail="expired")
+        if remove_backup(session, backups_storage, backup, now):  # commits the event with it
+            deleted.append(backup.sid)
+    return deleted
 
 
 def reap_stale(session: Session, now: datetime, stale_after: timedelta) -> list[str]:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from labvault import backups, catalog, deletion, expiry
+from labvault import audit, backups, catalog, deletion, expiry
 from labvault.backups import start_backup
 from labvault.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from labvault.models import Backup, BackupStatus
@@ -84,6 +84,9 @@ def test_expiry_deletes_what_is_due_reaps_stale_runs_and_is_idempotent(sessions,
     with sessions() as session:
         again = expiry.expire_backups(session, backups_storage, stale_after=WINDOW, now=now)
     assert again.did_nothing
+    with sessions() as session:
+        trail = [(e.action, e.actor, e.door, e.detail) for e in audit.events_of(session, due)]
+    assert trail == [("created", organization.admin_email, "flow", ""), ("deleted", "expiry", "flow", "expired")]
 
 
 def test_expiry_removes_only_old_partials_of_backups_not_running(sessions, backups_storage, organization) -> None:  # type: ignore[no-untyped-def]

@@ -199,7 +199,7 @@ def test_only_the_run_holding_a_backup_can_complete_it(sessions, backups_storage
             backups.finish_backup(session, sid, sealed, run_id="run-1", file_path=url, pricing=PRICING)
         assert str(reaped.value) == (f"backup {sid} is Error (stale: no progress since 2026-01-01T00:00:00+00:00) "
                                      "and no longer held by this run; it was not marked Completed")
-        backups.restart_backup(session, sid, flow_run_id="run-2")
+        backups.restart_backup(session, sid, organization.admin_email, flow_run_id="run-2")
         with pytest.raises(PermanentError) as taken_over:
             backups.finish_backup(session, sid, sealed, run_id="run-1", file_path=url, pricing=PRICING)
         assert str(taken_over.value) == (f"backup {sid} is In Progress and no longer held by this run; "
