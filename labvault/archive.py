@@ -73,6 +73,34 @@ class _GatheringSink:
             self._pending.clear()
 
 
+class _Prefixed:
+    """`source` with the bytes already read from it put back in front."""
+
+    def __init__(self, head: bytes, source: Readable) -> None:
+        self._head = head
+        self._source = source
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._head:
+            return self._source.read(size)
+        cut = len(self._head) if size < 0 else size
+        taken, self._head = self._head[:cut], self._head[cut:]
+        return taken
+
+
+def _measured(source: Readable) -> tuple[int | None, Readable]:
+    """A source of unknown size, with its size when it ends within the copy buffer (most do).
+
+    A streamed entry's header must say ZIP64 up front, and an unknown size has to say it; Java's
+    `ZipInputStream` then refuses the entry unless it is over 4 GiB. Reading one buffer ahead
+    turns most unknown sizes into known ones; the rest keep ZIP64.
+    """
+    head = b""
+    while len(head) <= COPY_BUFFER_BYTES and (chunk := source.read(COPY_BUFFER_BYTES + 1 - len(head))):
+        head += chunk
+    return (len(head) if len(head) <= COPY_BUFFER_BYTES else None), _Prefixed(head, source)
+
+
 def _hashed_inline(source: Readable, digest: Any) -> Generator[bytes, None, None]:
     while chunk := source.read(COPY_BUFFER_BYTES):
         digest.update(chunk)
@@ -148,10 +176,13 @@ class ArchiveWriter:
         """An uploaded file, copied in chunks and stored (uploads are mostly compressed already).
 
         Returns the number of bytes copied; the manifest records the size actually read. The
-        entry's header says ZIP64 from `declared_size` (always when it is None); a file whose
-        bytes contradict that choice fails the archive rather than make its header lie.
+        entry's header says ZIP64 from `declared_size` (when None, from the size read ahead);
+        a file whose bytes contradict that choice fails the archive rather than make its header
+        lie.
         """
         self._check_path(path)
+        if declared_size is None:
+            declared_size, source = _measured(source)
         digest = hashlib.sha256()
         chunks: Generator[bytes, None, None]
         if declared_size is not None and declared_size < COPY_BUFFER_BYTES:
