@@ -26,6 +26,7 @@ from labvault.safe_names import file_entry_name
 from labvault.storage import FsspecStorage
 from labvault.zip_stream import ZipStreamWriter
 from tests.labvault.test_backups import BackupRequest, run_backup
+from tests.labvault.test_zip_stream import unzip_test
 
 READER = Path(__file__).resolve().parents[1] / "java" / "ZipInputStreamCheck.java"
 MiB = 1024 * 1024
@@ -110,6 +111,7 @@ def test_the_demo_archive_reads_front_to_back(java_reader, sessions, files, back
     assert len(entries) == 341 and len(sources) == 40
     assert set(sources) <= {entry.name for entry in entries}
     assert_extracted(path, folder, entries, sources)
+    unzip_test(path)
 
 
 def test_empty_stored_deflated_and_manifest_entries_read_front_to_back(java_reader, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -132,6 +134,7 @@ def test_empty_stored_deflated_and_manifest_entries_read_front_to_back(java_read
     entries = java_reader(path, folder)
     assert entries[-1].name == "org/manifest.json"
     assert_extracted(path, folder, entries, sources)
+    unzip_test(path)
 
 
 def test_an_entry_over_4_gib_and_entries_past_4_gib_read_front_to_back(java_reader) -> None:  # type: ignore[no-untyped-def]
