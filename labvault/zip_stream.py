@@ -11,8 +11,9 @@ Streaming readers (Java's `ZipInputStream`, Commons Compress, Node's `unzipper`)
 without its central record, so they must find where it ends from the entry itself: a stored
 entry with a data descriptor gives them no way to, and they refuse it. Streamed entries are
 therefore always a deflate stream, made of stored blocks when not compressed (the bytes are
-copied, not compressed: 5 bytes of framing per 64 KiB). They also size the data descriptor by
-the entry's real size, so a streamed entry says ZIP64 exactly when its sizes need it.
+copied, not compressed: 5 bytes of framing per 64 KiB). Those readers also size the data
+descriptor by the entry's real size (Java 17), so a streamed entry of known size says ZIP64
+exactly when its sizes need it.
 """
 
 from __future__ import annotations
@@ -100,12 +101,12 @@ class _StoredBlocks:
     framed length is `stored_length` of the size and can be decided before the data is seen."""
 
     def __init__(self) -> None:
-        self._held = b""
+        self._held = bytearray()  # appended in place: tiny chunks must not copy it each time
 
     def compress(self, chunk: bytes | memoryview) -> bytes:
         """Every full block `chunk` completes (zlib's interface); the rest is held for the next call."""
         view = memoryview(chunk).cast("B")
-        parts: list[bytes | memoryview] = []
+        parts: list[bytes | bytearray | memoryview] = []
         position = 0
         if self._held:
             position = min(_STORED_BLOCK_BYTES - len(self._held), len(view))
@@ -117,12 +118,12 @@ class _StoredBlocks:
             parts += (_STORED_BLOCK_HEADER.pack(0, _STORED_BLOCK_BYTES, 0),
                       view[position:position + _STORED_BLOCK_BYTES])
             position += _STORED_BLOCK_BYTES
-        self._held = bytes(view[position:])
+        self._held = bytearray(view[position:])
         return b"".join(parts)
 
     def flush(self) -> bytes:
         """The final block, with whatever is held."""
-        held = self._held
+        held = bytes(self._held)
         return _STORED_BLOCK_HEADER.pack(1, len(held), len(held) ^ 0xFFFF) + held
 
 

@@ -67,6 +67,29 @@ def test_entries_of_every_kind_read_back_identically(tmp_path: Path) -> None:
     assert "org/u1_Résumé – final.pdf" in listing.splitlines()
 
 
+def test_uncompressed_entries_are_framed_the_same_however_their_bytes_are_chunked(tmp_path: Path) -> None:
+    """Stored blocks are full 64 KiB whatever the chunks, so the size (and the ZIP64 choice made
+    from it before the data) is exact: around a block's edge, in chunks of 1 and 1000 bytes."""
+    path = tmp_path / "chunks.zip"
+    sources = {f"org/u{size}_{step}": bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+               for size in (0, 0xFFFF - 1, 0xFFFF, 0xFFFF + 1, 3 * 0xFFFF + 7) for step in (1, 1000)}
+
+    def build(writer: ZipStreamWriter) -> None:
+        for name, data in sources.items():
+            step = int(name.rsplit("_", 1)[1])
+            writer.write_stream(name, (data[i:i + step] for i in range(0, len(data), step)),
+                                declared_size=len(data))
+
+    write_zip(path, build)
+    with zipfile.ZipFile(path) as zf:
+        for name, data in sources.items():
+            info = zf.getinfo(name)
+            assert zf.read(info) == data
+            assert (info.compress_type, info.compress_size) == (zipfile.ZIP_DEFLATED,
+                                                                len(data) + 5 * (len(data) // 0xFFFF + 1))
+    unzip_test(path)
+
+
 def test_more_than_65535_entries_get_zip64_end_records(tmp_path: Path) -> None:
     path = tmp_path / "many.zip"
 
