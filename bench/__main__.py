@@ -121,6 +121,8 @@ def main() -> None:
         rows.append(measure(f"A labvault ({label})", case("labvault", database_url=url,
                             files_url=str(files_root), backups_url=backups, organization="bench"),
                             env, repeat, tree_bytes))
+    rows.append(measure("A archive writer alone (the tree's files)", case("writer", tree=str(tree), out=backups),
+                        env, repeat, tree_bytes))
     print("B. floors for the same bytes", flush=True)
     rows.append(measure("B cat into one file", ["sh", "-c", f"find {tree} -type f | sort | xargs cat > {work}/cat.out"],
                         env, repeat, tree_bytes))
@@ -216,6 +218,10 @@ def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     distance = ratio("A labvault (SQLite)", "B cat into one file")
     if distance is not None:
         out.append({"goal": "A / cat (distance to the limit)", "measured": f"{distance:.2f}×", "met": None})
+    writer = ratio("A archive writer alone (the tree's files)", "B SHA-256 + CRC-32 of every byte")
+    if writer is not None:
+        out.append({"goal": "archive writer alone / SHA-256 + CRC-32 floor (the zip layout's cost)",
+                    "measured": f"{writer:.2f}×", "met": None})
     goal("E ≤ 1.15 × boto3 upload_file", ratio("E labvault, S3 to S3 (SQLite)", "E boto3 upload_file, same size"), 1.15)
     upload_half = ratio("E labvault, local files to S3 (the upload half)", "E boto3 upload_file, same size")
     if upload_half is not None:

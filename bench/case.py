@@ -107,6 +107,27 @@ def restore_only(database_url: str, organization: str, out: str) -> dict[str, An
     return {"versions": report.versions, "versions_per_second": report.versions / seconds}
 
 
+def archive_writer(tree: str, out: str) -> dict[str, Any]:
+    """The archive writer alone (no database, no files store): every file under `tree` as a
+    streamed entry with its declared size, then the manifest; the cost of the zip layout."""
+    from datetime import datetime, timezone
+
+    from labvault.archive import ArchiveWriter
+    from labvault.storage import FsspecStorage
+
+    storage = FsspecStorage(out)
+    with ArchiveWriter(storage.open_write("bench/writer.zip"), key="bench/writer.zip",
+                       manifest_header={"backup": {"sid": "bench"}}, organization_sid="bench",
+                       created=datetime.now(timezone.utc)) as archive:
+        for path in sorted(Path(tree).rglob("*")):
+            if path.is_file():
+                with path.open("rb") as source:
+                    archive.add_stream(f"bench/{path.name}", source, declared_size=path.stat().st_size)
+        sealed = archive.seal()
+    storage.delete(sealed.key)
+    return {"bytes": sealed.size, "files": sealed.files}
+
+
 def hash_all(tree: str) -> dict[str, Any]:
     """The floor for reading and checking every byte: SHA-256 and CRC-32 of each file."""
     total = 0
@@ -149,7 +170,7 @@ def boto3_upload(path: str, bucket: str) -> dict[str, Any]:
     return {"bytes": os.path.getsize(path)}
 
 
-CASES = {"labvault": labvault_backup, "snapshot": snapshot_only, "restore": restore_only, "hash": hash_all,
+CASES = {"labvault": labvault_backup, "writer": archive_writer, "snapshot": snapshot_only, "restore": restore_only, "hash": hash_all,
          "naive": naive_zip, "boto3": boto3_upload}
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Bytes flow source → zip → `PendingWrite` without ever being held whole in memory; the sink is
 treated as non-seekable (zip data descriptors), so the same code streams to a local file or to
-an object store. ZIP64 records are used wherever sizes or counts need them. Manifest entries
+an object store. ZIP64 records are used only where sizes or counts need them, decided for each
+file from its declared size and for the manifest from its known size. Manifest entries
 are spilled to a temporary file as they are written, so memory stays flat in the entry count.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -26,16 +28,15 @@ from labvault.manifest_schema import MAX_VERSION_DOCUMENT_BYTES
 from labvault.safe_names import manifest_entry_name
 from labvault.storage import PendingWrite
 from labvault.zip_format import DEFLATED
-from labvault.zip_stream import ZipStreamWriter
+from labvault.zip_stream import EntrySizeError, ZipStreamWriter
 
 _json_string = encode_basestring  # what json.dumps(str, ensure_ascii=False) gives
+_MANIFEST_CLOSING = b"\n  ]\n}\n"
 
 FORMAT_VERSION = 1
 JSON_COMPRESS_LEVEL = 1
 MANIFEST_COMPRESS_LEVEL = 6
 COPY_BUFFER_BYTES = 1024 * 1024
-# A streamed entry's header must say ZIP64 up front; past this declared size we do so.
-ZIP64_DECLARED_SIZE = 1 << 31
 
 
 class Readable(Protocol):
@@ -70,6 +71,34 @@ class _GatheringSink:
         if self._pending:
             self._sink.write(bytes(self._pending))
             self._pending.clear()
+
+
+class _Prefixed:
+    """`source` with the bytes already read from it put back in front."""
+
+    def __init__(self, head: bytes, source: Readable) -> None:
+        self._head = head
+        self._source = source
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._head:
+            return self._source.read(size)
+        cut = len(self._head) if size < 0 else size
+        taken, self._head = self._head[:cut], self._head[cut:]
+        return taken
+
+
+def _measured(source: Readable) -> tuple[int | None, Readable]:
+    """A source of unknown size, with its size when it ends within the copy buffer (most do).
+
+    A streamed entry's header must say ZIP64 up front, and an unknown size has to say it; Java's
+    `ZipInputStream` then refuses the entry unless it is over 4 GiB. Reading one buffer ahead
+    turns most unknown sizes into known ones; the rest keep ZIP64.
+    """
+    head = b""
+    while len(head) <= COPY_BUFFER_BYTES and (chunk := source.read(COPY_BUFFER_BYTES + 1 - len(head))):
+        head += chunk
+    return (len(head) if len(head) <= COPY_BUFFER_BYTES else None), _Prefixed(head, source)
 
 
 def _hashed_inline(source: Readable, digest: Any) -> Generator[bytes, None, None]:
@@ -146,10 +175,14 @@ class ArchiveWriter:
                    **extra: Any) -> int:
         """An uploaded file, copied in chunks and stored (uploads are mostly compressed already).
 
-        Returns the number of bytes copied; the manifest records the size actually read.
+        Returns the number of bytes copied; the manifest records the size actually read. The
+        entry's header says ZIP64 from `declared_size` (when None, from the size read ahead);
+        a file whose bytes contradict that choice fails the archive rather than make its header
+        lie.
         """
         self._check_path(path)
-        zip64 = declared_size is None or declared_size >= ZIP64_DECLARED_SIZE
+        if declared_size is None:
+            declared_size, source = _measured(source)
         digest = hashlib.sha256()
         chunks: Generator[bytes, None, None]
         if declared_size is not None and declared_size < COPY_BUFFER_BYTES:
@@ -157,7 +190,11 @@ class ArchiveWriter:
         else:
             chunks = self._hashed_ahead(self._read_ahead(source), digest)
         try:
-            copied = self._zip.write_stream(path, chunks, zip64=zip64)
+            copied = self._zip.write_stream(path, chunks, declared_size=declared_size)
+        except EntrySizeError as exc:
+            raise PermanentError(f"file {path!r} holds {exc.size} bytes but its row declares {declared_size}, "
+                                 "which decides the archive's ZIP64 headers; correct the file's size and "
+                                 "retry the backup") from exc
         finally:
             chunks.close()
         self._record(path, copied, digest.hexdigest(), "file", **extra)
@@ -191,7 +228,7 @@ class ArchiveWriter:
             if previous is not None:
                 wait([previous])
 
-    def _manifest_chunks(self) -> Iterator[bytes]:
+    def _manifest_opening(self) -> bytes:
         header = {
             **self._header,
             "format_version": FORMAT_VERSION,
@@ -200,18 +237,30 @@ class ArchiveWriter:
             "total_bytes": self.total_bytes,
         }
         opening = json.dumps(header, ensure_ascii=False, sort_keys=True, indent=2)[:-2]
-        yield f'{opening},\n  "entries": [\n'.encode("utf-8")
+        return f'{opening},\n  "entries": [\n'.encode("utf-8")
+
+    def _manifest_chunks(self, opening: bytes) -> Iterator[bytes]:
+        yield opening
         self._entries.seek(0)
         separator = ""
         for line in self._entries:
             yield f"{separator}    {line.rstrip()}".encode("utf-8")
             separator = ",\n"
-        yield b"\n  ]\n}\n"
+        yield _MANIFEST_CLOSING
+
+    def _manifest_size(self, opening: bytes) -> int:
+        """The manifest's size before it is written: each spilled line (its newline dropped)
+        gains an indent of 4 and, after the first, a separator of 2."""
+        self._entries.flush()
+        lines = self.versions + self.files
+        spilled = os.fstat(self._entries.fileno()).st_size
+        return len(opening) + spilled + 5 * lines - 2 * min(lines, 1) + len(_MANIFEST_CLOSING)
 
     def seal(self) -> SealedArchive:
         """Write the manifest, finish the zip and make the archive visible, in that order."""
-        self._zip.write_stream(self._manifest_path, self._manifest_chunks(), zip64=True,
-                               method=DEFLATED, level=MANIFEST_COMPRESS_LEVEL)
+        opening = self._manifest_opening()
+        self._zip.write_stream(self._manifest_path, self._manifest_chunks(opening),
+                               declared_size=self._manifest_size(opening), level=MANIFEST_COMPRESS_LEVEL)
         self._zip.close()
         self._stream.flush()
         self._sink.commit()

@@ -4,8 +4,16 @@ Python's `zipfile` keeps a `ZipInfo` (~0.5 KB) per entry until it closes, so a m
 cost half a gigabyte. Here each entry's central-directory record is packed as soon as the entry
 is finished and spilled to a temporary file, which is copied to the output at the end; names
 are remembered as 8-byte hashes only. It writes what labvault needs and nothing more: stored or
-deflated entries, UTF-8 names, ZIP64 wherever a size, offset or count needs it, to an output
+deflated entries, UTF-8 names, ZIP64 only where a size, offset or count needs it, to an output
 that cannot seek (the sizes of streamed entries follow their data in data descriptors).
+
+Streaming readers (Java's `ZipInputStream`, Commons Compress, Node's `unzipper`) read an entry
+without its central record, so they must find where it ends from the entry itself: a stored
+entry with a data descriptor gives them no way to, and they refuse it. Streamed entries are
+therefore always a deflate stream, made of stored blocks when not compressed (the bytes are
+copied, not compressed: 5 bytes of framing per 64 KiB). Those readers also size the data
+descriptor by the entry's real size (Java 17), so a streamed entry of known size says ZIP64
+exactly when its sizes need it.
 """
 
 from __future__ import annotations
@@ -45,6 +53,8 @@ _MADE_BY_UNIX = 3 << 8
 _VERSION_ZIP64, _VERSION_DEFLATE = 45, 20
 _REGULAR_FILE = 0o100644 << 16
 _SPILL_COPY_BYTES = 1024 * 1024
+_STORED_BLOCK_BYTES = 0xFFFF  # the most one deflate stored block holds
+_STORED_BLOCK_HEADER = struct.Struct("<BHH")  # BFINAL and BTYPE 00, LEN, NLEN (byte-aligned)
 
 
 class Output(Protocol):
@@ -56,6 +66,65 @@ def dos_date_time(when: datetime) -> tuple[int, int]:
     year = max(when.year, 1980)
     return ((year - 1980) << 9 | when.month << 5 | when.day,
             when.hour << 11 | when.minute << 5 | when.second // 2)
+
+
+def stored_length(size: int) -> int:
+    """The length of `size` bytes framed as deflate stored blocks: full blocks, then a final
+    block holding the rest (empty when nothing is left)."""
+    return size + _STORED_BLOCK_HEADER.size * (size // _STORED_BLOCK_BYTES + 1)
+
+
+def needs_zip64(size: int | None, *, level: int) -> bool:
+    """Whether a streamed entry of at most `size` bytes (None: unknown) may need ZIP64 sizes.
+
+    Stored blocks grow by a known amount; a compressed stream is bounded with room for deflate's
+    worst case (zlib's deflateBound is about size / 4096 more).
+    """
+    if size is None:
+        return True
+    grown = stored_length(size) if level == 0 else size + (size >> 10) + 64
+    return grown >= LIMIT32
+
+
+class EntrySizeError(ValueError):
+    """A streamed entry's real size contradicts the ZIP64 choice its header made from the
+    declared size: the archive would lie to streaming readers, so it is not finished."""
+
+    def __init__(self, name: str, declared: int | None, size: int) -> None:
+        super().__init__(f"archive entry {name!r} holds {size} bytes, not the {declared} declared, "
+                         "so its header's ZIP64 choice would be wrong")
+        self.name, self.declared, self.size = name, declared, size
+
+
+class _StoredBlocks:
+    """Frames bytes as deflate stored blocks of the full 64 KiB, whatever the chunking, so the
+    framed length is `stored_length` of the size and can be decided before the data is seen."""
+
+    def __init__(self) -> None:
+        self._held = bytearray()  # appended in place: tiny chunks must not copy it each time
+
+    def compress(self, chunk: bytes | memoryview) -> bytes:
+        """Every full block `chunk` completes (zlib's interface); the rest is held for the next call."""
+        view = memoryview(chunk).cast("B")
+        parts: list[bytes | bytearray | memoryview] = []
+        position = 0
+        if self._held:
+            position = min(_STORED_BLOCK_BYTES - len(self._held), len(view))
+            self._held += view[:position]
+            if len(self._held) < _STORED_BLOCK_BYTES:
+                return b""
+            parts += (_STORED_BLOCK_HEADER.pack(0, _STORED_BLOCK_BYTES, 0), self._held)
+        while len(view) - position >= _STORED_BLOCK_BYTES:
+            parts += (_STORED_BLOCK_HEADER.pack(0, _STORED_BLOCK_BYTES, 0),
+                      view[position:position + _STORED_BLOCK_BYTES])
+            position += _STORED_BLOCK_BYTES
+        self._held = bytearray(view[position:])
+        return b"".join(parts)
+
+    def flush(self) -> bytes:
+        """The final block, with whatever is held."""
+        held = bytes(self._held)
+        return _STORED_BLOCK_HEADER.pack(1, len(held), len(held) ^ 0xFFFF) + held
 
 
 class NameHashes:
@@ -153,36 +222,40 @@ class ZipStreamWriter:
                     + encoded + extra + body)
         self._record(encoded, flags, method, crc, len(body), len(data), header_offset, zip64=zip64)
 
-    def write_stream(self, name: str, chunks: Iterable[bytes | memoryview], *, zip64: bool,
-                     method: int = STORED, level: int = 6) -> int:
-        """An entry whose size is known only at its end: a data descriptor follows it.
+    def write_stream(self, name: str, chunks: Iterable[bytes | memoryview], *,
+                     declared_size: int | None, level: int = 0) -> int:
+        """An entry whose size is known only at its end: a deflate stream (stored blocks at
+        `level` 0) followed by a data descriptor. Returns the number of bytes taken from `chunks`.
 
-        `zip64` must be said up front (readers size the descriptor by it); say it whenever the
-        entry could reach 4 GiB. Returns the number of bytes taken from `chunks`.
+        The header says ZIP64 when `declared_size` may need it. When the real size makes that
+        choice wrong, `EntrySizeError` is raised after the data and the writer must be abandoned:
+        streaming readers size the descriptor by the real size, so it would lie. An unknown size
+        (None) always says ZIP64, which such readers accept only past 4 GiB.
         """
         encoded = self._claim(name)
         header_offset = self.offset
+        zip64 = needs_zip64(declared_size, level=level)
         flags = self._flags(encoded, name) | FLAG_DESCRIPTOR
         extra = struct.pack("<HHQQ", ZIP64_EXTRA, 16, 0, 0) if zip64 else b""
         sizes = (LIMIT32, LIMIT32) if zip64 else (0, 0)
-        self._write(LOCAL.pack(LOCAL_SIGNATURE, self._version(zip64, method), flags, method,
+        self._write(LOCAL.pack(LOCAL_SIGNATURE, self._version(zip64, DEFLATED), flags, DEFLATED,
                                 self._time, self._date, 0, *sizes, len(encoded), len(extra))
                     + encoded + extra)
         data_offset = self.offset
-        compressor = zlib.compressobj(level, zlib.DEFLATED, -15) if method == DEFLATED else None
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15) if level else _StoredBlocks()
         crc = size = 0
         for chunk in chunks:
             crc = zlib.crc32(chunk, crc)
             size += len(chunk)
-            self._write(compressor.compress(chunk) if compressor else chunk)
-        if compressor:
-            self._write(compressor.flush())
+            if framed := compressor.compress(chunk):
+                self._write(framed)
+        self._write(compressor.flush())
         compressed = self.offset - data_offset
-        if not zip64 and max(size, compressed) >= LIMIT32:
-            raise ValueError(f"archive entry {name!r} grew past 4 GiB without ZIP64 headers")
+        if declared_size is not None and zip64 != (max(size, compressed) >= LIMIT32):
+            raise EntrySizeError(name, declared_size, size)
         descriptor = DESCRIPTOR64 if zip64 else DESCRIPTOR32
         self._write(descriptor.pack(DESCRIPTOR_SIGNATURE, crc, compressed, size))
-        self._record(encoded, flags, method, crc, compressed, size, header_offset, zip64=zip64)
+        self._record(encoded, flags, DEFLATED, crc, compressed, size, header_offset, zip64=zip64)
         return size
 
     @staticmethod

@@ -45,7 +45,8 @@ def test_sealed_archive_holds_entries_and_a_manifest_that_matches(storage: Fsspe
                                  "org/manifest.json"]
         assert zf.read("org/u1_big.bin") == big
         assert json.loads(zf.read("org/versions/v1.json")) == {"sid": "v1", "data": {"é": [1, 2]}}
-        assert zf.getinfo("org/u1_big.bin").compress_type == zipfile.ZIP_STORED
+        copied = zf.getinfo("org/u1_big.bin")  # deflate's stored blocks: copied, 5 bytes per 64 KiB
+        assert copied.compress_size == copied.file_size + 5 * (copied.file_size // 0xFFFF + 1)
         assert zf.getinfo("org/versions/v1.json").compress_type == zipfile.ZIP_DEFLATED
         assert zf.getinfo("org/u1_big.bin").date_time == (2026, 5, 17, 8, 30, 0)
         manifest = json.loads(zf.read("org/manifest.json"))
@@ -90,18 +91,50 @@ def test_the_same_path_twice_is_refused(storage: FsspecStorage) -> None:
     assert storage.list() == []
 
 
-def test_a_declared_size_over_the_zip32_limit_uses_zip64_headers(storage: FsspecStorage) -> None:
+def test_a_file_whose_bytes_contradict_its_declared_zip64_size_fails_and_leaves_nothing(
+        storage: FsspecStorage) -> None:
+    """Declared at 5 GiB, the entry's header says ZIP64; 3 real bytes would make that header lie."""
+    from labvault.errors import PermanentError
+
+    with pytest.raises(PermanentError) as failure:
+        with writer(storage) as archive:
+            archive.add_stream("org/u1_big", io.BytesIO(b"abc"), declared_size=5 * 1024**3)
+    assert str(failure.value) == ("file 'org/u1_big' holds 3 bytes but its row declares 5368709120, which "
+                                  "decides the archive's ZIP64 headers; correct the file's size and retry "
+                                  "the backup")
+    assert storage.list() == []
+
+
+def local_headers(path: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Each entry's local header as a streaming reader meets it: (flags, method, extra field)."""
+    raw = path.read_bytes()
+    headers = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            flags, method = struct.unpack("<HH", raw[info.header_offset + 6:info.header_offset + 10])
+            name_length, extra_length = struct.unpack("<HH", raw[info.header_offset + 26:info.header_offset + 30])
+            start = info.header_offset + 30 + name_length
+            headers[info.filename] = (flags, method, raw[start:start + extra_length])
+    return headers
+
+
+def test_streaming_readers_can_find_where_every_entry_ends(storage: FsspecStorage) -> None:
+    """No stored entry has a data descriptor, and small entries, the manifest included, carry no
+    ZIP64 field: Java's ZipInputStream and Node's unzipper refuse either."""
     with writer(storage) as archive:
-        archive.add_stream("org/u1_big", io.BytesIO(b"abc"), declared_size=5 * 1024**3)
+        archive.add_json("org/versions/v1.json", {"sid": "v1"})
+        archive.add_stream("org/u1_x", io.BytesIO(b"x" * 3_000_000), declared_size=3_000_000, uid="u1")
+        archive.add_stream("org/u2_empty", io.BytesIO(b""), declared_size=0, uid="u2")
         archive.seal()
     path = Path(storage.url("org/bk.zip"))
+    headers = local_headers(path)
+    assert set(headers) == {"org/versions/v1.json", "org/u1_x", "org/u2_empty", "org/manifest.json"}
+    for name, (flags, method, extra) in headers.items():
+        assert not (method == zipfile.ZIP_STORED and flags & 0x08), f"{name} is stored with a data descriptor"
+        assert extra == b"", f"{name} has a local extra field {extra!r}"
     with zipfile.ZipFile(path) as zf:
-        assert zf.read("org/u1_big") == b"abc"
-        offset = zf.getinfo("org/u1_big").header_offset
-    raw = path.read_bytes()
-    name_length, extra_length = struct.unpack("<HH", raw[offset + 26:offset + 30])
-    extra = raw[offset + 30 + name_length:offset + 30 + name_length + extra_length]
-    assert extra[:2] == b"\x01\x00", "the local header has no ZIP64 extra field"
+        assert all(info.extra == b"" for info in zf.infolist()), "a central record has a ZIP64 field"
+        assert zf.read("org/u1_x") == b"x" * 3_000_000
 
 
 def test_manifest_lines_are_uniform_json_whatever_the_entry_kind(storage: FsspecStorage) -> None:

@@ -72,6 +72,9 @@ def flip(path: Path, name: str, at: int) -> None:
 def rewritten(path: Path, order: slice = slice(None), manifest_edit=None) -> None:  # type: ignore[no-untyped-def]
     with zipfile.ZipFile(path) as zf:
         contents = [(info, zf.read(info)) for info in zf.infolist()]
+    for info, _ in contents:  # copied bytes (deflate's stored blocks) stay uncompressed
+        if info.compress_size >= info.file_size:
+            info.compress_type = zipfile.ZIP_STORED
     body, manifest = contents[:-1], contents[-1]
     if manifest_edit:
         manifest = (manifest[0], manifest_edit(manifest[1].decode()).encode())

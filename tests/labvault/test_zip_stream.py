@@ -41,10 +41,10 @@ def test_entries_of_every_kind_read_back_identically(tmp_path: Path) -> None:
     def build(writer: ZipStreamWriter) -> None:
         writer.write_whole("org/versions/v1.json", b'{"a":"' + b"x" * 5000 + b'"}', method=DEFLATED, level=1)
         writer.write_whole("org/plain.txt", b"stored whole")
-        writer.write_stream("org/u1_Résumé – final.pdf", iter([big[:7], big[7:]]), zip64=False)
-        writer.write_stream("org/u2_big", iter([big]), zip64=True)
-        writer.write_stream("org/u3_empty", iter([]), zip64=True)
-        writer.write_stream("org/log.txt", iter([b"line\n"] * 10_000), zip64=True, method=DEFLATED)
+        writer.write_stream("org/u1_Résumé – final.pdf", iter([big[:7], big[7:]]), declared_size=len(big))
+        writer.write_stream("org/u2_big", iter([big]), declared_size=None)
+        writer.write_stream("org/u3_empty", iter([]), declared_size=0)
+        writer.write_stream("org/log.txt", iter([b"line\n"] * 10_000), declared_size=50_000, level=6)
 
     write_zip(path, build)
     with zipfile.ZipFile(path) as zf:
@@ -59,11 +59,35 @@ def test_entries_of_every_kind_read_back_identically(tmp_path: Path) -> None:
         assert json_entry.compress_type == zipfile.ZIP_DEFLATED
         assert json_entry.compress_size < json_entry.file_size // 10
         assert json_entry.date_time == (2026, 5, 17, 8, 30, 44)
-        assert zf.getinfo("org/u2_big").compress_type == zipfile.ZIP_STORED
+        copied = zf.getinfo("org/u2_big")  # not compressed: deflate's stored blocks, 5 bytes per 64 KiB
+        assert copied.compress_size == copied.file_size + 5 * (copied.file_size // 0xFFFF + 1)
         assert zf.getinfo("org/u2_big").external_attr >> 16 == 0o100644
     unzip_test(path)
     listing = subprocess.run(["unzip", "-Z1", str(path)], capture_output=True, text=True).stdout
     assert "org/u1_Résumé – final.pdf" in listing.splitlines()
+
+
+def test_uncompressed_entries_are_framed_the_same_however_their_bytes_are_chunked(tmp_path: Path) -> None:
+    """Stored blocks are full 64 KiB whatever the chunks, so the size (and the ZIP64 choice made
+    from it before the data) is exact: around a block's edge, in chunks of 1 and 1000 bytes."""
+    path = tmp_path / "chunks.zip"
+    sources = {f"org/u{size}_{step}": bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+               for size in (0, 0xFFFF - 1, 0xFFFF, 0xFFFF + 1, 3 * 0xFFFF + 7) for step in (1, 1000)}
+
+    def build(writer: ZipStreamWriter) -> None:
+        for name, data in sources.items():
+            step = int(name.rsplit("_", 1)[1])
+            writer.write_stream(name, (data[i:i + step] for i in range(0, len(data), step)),
+                                declared_size=len(data))
+
+    write_zip(path, build)
+    with zipfile.ZipFile(path) as zf:
+        for name, data in sources.items():
+            info = zf.getinfo(name)
+            assert zf.read(info) == data
+            assert (info.compress_type, info.compress_size) == (zipfile.ZIP_DEFLATED,
+                                                                len(data) + 5 * (len(data) // 0xFFFF + 1))
+    unzip_test(path)
 
 
 def test_more_than_65535_entries_get_zip64_end_records(tmp_path: Path) -> None:
@@ -87,7 +111,7 @@ def test_offsets_past_4_gib_are_recorded_in_zip64_fields(tmp_path: Path) -> None
     path = tmp_path / "far.zip"
     with path.open("wb") as output:
         writer = ZipStreamWriter(output, modified=MODIFIED)
-        writer.write_stream("org/u1_huge", iter([b"a"]), zip64=True)
+        writer.write_stream("org/u1_huge", iter([b"a"]), declared_size=1)
         output.seek(5 * 1024**3 - 1, io.SEEK_CUR)
         output.write(b"\0")
         writer.offset += 5 * 1024**3  # the skipped bytes stand for a huge entry's data
@@ -112,9 +136,9 @@ def test_a_name_written_twice_is_refused_and_a_hash_collision_is_not(tmp_path: P
             writer.write_whole("org/a", b"2")
         writer._names = AlwaysCollides()  # type: ignore[assignment]
         writer.write_whole("org/b", b"3")
-        writer.write_stream("org/c", iter([b"4"]), zip64=False)
+        writer.write_stream("org/c", iter([b"4"]), declared_size=1)
         with pytest.raises(ValueError, match="'org/b' written twice"):
-            writer.write_stream("org/b", iter([b"5"]), zip64=False)
+            writer.write_stream("org/b", iter([b"5"]), declared_size=1)
         writer.write_whole("org/d", b"6")
 
     write_zip(path, build)
