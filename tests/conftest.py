@@ -126,7 +126,7 @@ def smtp_server(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator
 
 
 S3_SERVERS = ["moto", "seaweedfs"]
-S3_ACCESS_KEY, S3_SECRET_KEY = "labvault-test-key", "labvault-test-secret"
+S3_ACCESS_KEY, S3_SECRET_KEY = "labvault-test-key", "labvault-test-Secret-never-printed"
 
 
 @pytest.fixture(scope="session")
@@ -183,6 +183,12 @@ def new_bucket() -> str:
 def s3_endpoint(request: pytest.FixtureRequest) -> str:
     """Every S3 test runs on both servers: moto_server and SeaweedFS (the test id says which)."""
     return use_s3_endpoint(request, request.param)
+
+
+@pytest.fixture
+def s3_server(request: pytest.FixtureRequest, s3_endpoint: str) -> str:
+    """Which server this S3 test runs on ("moto" or "seaweedfs"), where their behaviour differs."""
+    return request.node.callspec.params["s3_endpoint"]
 
 
 @pytest.fixture
