@@ -41,7 +41,8 @@ def _serving(command: list[str], url: str, log: Path, env: dict[str, str] | None
                     break
                 except httpx.TransportError:
                     if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"{Path(command[0]).name} did not start: {log.read_text()}") from None
+                        name = Path(command[0]).name
+                        raise RuntimeError(f"{name} did not start: {log.read_text()}") from None
                     time.sleep(0.1)
             yield url
         finally:
@@ -65,7 +66,9 @@ def seaweedfs_server(binary: Path, data: Path, log: Path, access_key: str, secre
                      ) -> AbstractContextManager[str]:
     """`weed mini` (master, volume, filer and S3 gateway in one process) with its data in `data`,
     every port of its own on loopback and no telemetry. The keys, given in the environment as
-    `weed mini` reads them, become its only S3 identity: requests signed otherwise are refused."""
+    `weed mini` reads them, become its only S3 identity: requests signed otherwise are refused.
+    A 1 s idle timeout because its volume server waits out idle connections when stopped (28 s
+    with the default 30)."""
     ports = free_ports(8)
     s3, s3_grpc, master, master_grpc, volume, volume_grpc, filer, filer_grpc = ports
     options = {
@@ -73,7 +76,8 @@ def seaweedfs_server(binary: Path, data: Path, log: Path, access_key: str, secre
         "s3.port": s3, "s3.port.grpc": s3_grpc, "master.port": master, "master.port.grpc": master_grpc,
         "volume.port": volume, "volume.port.grpc": volume_grpc, "filer.port": filer,
         "filer.port.grpc": filer_grpc, "admin.port": _admin_port(taken=ports), "admin.ui": "false",
-        "webdav": "false", "idleTimeout": 1, "s3.port.iceberg": 0, "s3.port.lance": 0, "volume.preStopSeconds": 0,
+        "webdav": "false", "idleTimeout": 1, "s3.port.iceberg": 0, "s3.port.lance": 0,
+        "volume.preStopSeconds": 0,
         "s3.localSocket": data / "s3.sock", "filer.localSocket": data / "filer.sock",
     }
     env = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
