@@ -203,7 +203,9 @@ class FsspecStorage:
         base = self._path(prefix) if prefix else self.root
         if not self.fs.exists(base):
             return []
-        return sorted(self._key(path) for path in self.fs.find(base))
+        # The root is no key, yet s3fs's find returns it when it takes the root for an object: it
+        # did on SeaweedFS once a failed restore's staged uploads beneath it were aborted.
+        return sorted(self._key(path) for path in self.fs.find(base) if path != self.root)
 
     def list_partials(self) -> list[PartialWrite]:
         return [PartialWrite(key.removesuffix(PARTIAL_SUFFIX), self.modified(key), key)

