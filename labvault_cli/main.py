@@ -396,7 +396,7 @@ def restore(
             archive_opener(source, session, backups_store(settings))
         if password_secret:
             from labvault_cli.prefect_console import quiet_prefect_console
-            from tasks.restore_steps import secret_password
+            from tasks.context import secret_password
 
             quiet_prefect_console()
             target = target.set(password=secret_password(password_secret, name="--to-database-password-secret"))

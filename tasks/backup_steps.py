@@ -28,7 +28,7 @@ from labvault.archive import ArchiveWriter, SealedArchive
 from labvault.archive_rules import ArchiveLimits
 from labvault.backups import BackupRequest, ProgressRecorder
 from labvault.catalog import BackupDetails, get_backup
-from labvault.notification import backup_notice, notifier_for
+from labvault.notification import backup_notice
 from labvault.pricing import Estimate, Pricing, estimate_backup
 from tasks import context
 from tasks.retries import RETRY_TRANSIENT
@@ -174,6 +174,6 @@ def notify(sid: str, to_admins: bool = False) -> None:
         details = BackupDetails.of(backup, context.backups_storage())
         admins = backups.admin_emails(session, backup.organization_sid) if to_admins else []
     notice = backup_notice(details, [*admins, *settings.notify_emails])
-    notifier_for(settings, get_run_logger()).send(notice)
+    context.notifier(get_run_logger()).send(notice)
     get_run_logger().info("Backup %s: notice %r sent to %s", sid, notice.subject,
                           ", ".join(notice.to))
