@@ -48,7 +48,9 @@ def _progress_artifact(sid: str, what: str) -> Callable[[int, int], None]:
 
 @task(name="estimate-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def estimate(request: BackupRequest) -> Estimate:
-    """Check the request, then size and price the backup from SQL aggregates."""
+    """Check the request and the credential blocks, then size and price the backup from SQL
+    aggregates."""
+    context.check_credentials()
     with context.sessions()() as session:
         backups.check_request(session, request)
         result = estimate_backup(session, request.organization_sid,

@@ -112,6 +112,15 @@ def smtp_settings(current: Settings) -> Settings:
     })
 
 
+def check_credentials() -> None:
+    """Load every block the settings name, so a missing one is refused before any work starts
+    rather than when a late step (the notice) first needs it."""
+    current = settings()
+    database_url(current)
+    s3_credentials(current)
+    smtp_settings(current)
+
+
 def notifier(logger: logging.Logger | logging.LoggerAdapter) -> Notifier:  # type: ignore[type-arg]
     """How notices go out: SMTP (from the settings or their block), else `logger`."""
     return notifier_for(smtp_settings(settings()), logger)

@@ -176,3 +176,17 @@ def test_a_missing_block_is_named_with_the_command_that_creates_it(  # type: ign
     assert str(refused.value) == (
         f"{variable} 'no-such-block': no Prefect {block_type} block has that name; create it with "
         f"`prefect block create {block_type}` (or on the Blocks page of the Prefect UI)")
+
+
+@ON_SQLITE
+def test_a_run_naming_a_missing_block_fails_before_a_backup_exists(sessions, organization, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LABVAULT_SMTP_CREDENTIALS_BLOCK", "no-such-mailer")
+
+    state = run(organization)
+
+    assert state.is_failed()
+    assert state.message.endswith(
+        "LABVAULT_SMTP_CREDENTIALS_BLOCK 'no-such-mailer': no Prefect email-server-credentials block has "
+        "that name; create it with `prefect block create email-server-credentials` (or on the Blocks page "
+        "of the Prefect UI)")
+    assert backup_of(sessions, state) is None
