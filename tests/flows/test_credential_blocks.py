@@ -4,9 +4,11 @@ block, the database password from a Secret block. None of them is seen in the ru
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from prefect.blocks.system import Secret
 from prefect_aws import AwsCredentials
@@ -18,11 +20,11 @@ from labvault.errors import InvalidInputError
 from labvault.models import BackupStatus
 from labvault.storage import files_store
 from tests.archive_checks import assert_archive_matches
+from tests.cli.test_cli import labvault
 from tests.conftest import Mailbox, free_port
 from tests.factories import make_organization
 from tests.flows.run_record import run_record
 from tests.flows.test_create_backup import backup_of, run
-from tests.flows.test_s3_backup import read_archive
 
 AWS_KEY_ID = "lab-block-key-id"
 AWS_SECRET = "aws-block-Secret-never-printed"
@@ -54,14 +56,17 @@ def test_a_backup_reaches_s3_with_the_keys_of_an_aws_credentials_block(  # type:
     assert state.is_completed(), state.message
     backup = backup_of(sessions, state)
     assert backup.status is BackupStatus.COMPLETED
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_KEY_ID)  # to read the archive back from here
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    assert_archive_matches(read_archive(s3_settings, backup, tmp_path), organization, backup)
+    shown = labvault("backup", "show", backup.sid, "--json")  # the CLI reads the block too
+    assert shown.exit_code == 0, shown.output
+    link = json.loads(shown.stdout)["download_url"]
+    assert f"AWSAccessKeyId={AWS_KEY_ID}" in link
+    downloaded = httpx.get(link, timeout=60)
+    assert downloaded.status_code == 200
+    (tmp_path / "downloaded.zip").write_bytes(downloaded.content)
+    assert_archive_matches(tmp_path / "downloaded.zip", organization, backup)
     record = run_record(state)
     assert backup.sid in record  # the logs and artifacts were read
-    assert AWS_SECRET not in record
+    assert AWS_SECRET not in record + shown.output
 
 
 @pytest.fixture
