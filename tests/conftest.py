@@ -132,6 +132,35 @@ def smtp_server(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator
         controller.stop()
 
 
+SMTP_PASSWORD = "smtp-block-Pa55-never-printed"
+
+
+@pytest.fixture
+def smtp_login_server() -> Iterator[tuple[Mailbox, list[tuple[str, str]], int]]:
+    """An aiosmtpd server on a free loopback port that wants a login (accepting only `mailer` /
+    SMTP_PASSWORD), and the logins it was sent; no LABVAULT_SMTP_* variable points at it."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    logins: list[tuple[str, str]] = []
+
+    def check(server, session, envelope, mechanism, data):  # type: ignore[no-untyped-def]
+        if not isinstance(data, LoginPassword):
+            return AuthResult(success=False)
+        logins.append((data.login.decode(), data.password.decode()))
+        return AuthResult(success=logins[-1] == ("mailer", SMTP_PASSWORD))
+
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port, authenticator=check,
+                            auth_required=True, auth_require_tls=False)
+    controller.start()
+    try:
+        yield mailbox, logins, port
+    finally:
+        controller.stop()
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto_server speaking the S3 protocol on loopback, with the standard AWS variables set."""

@@ -21,14 +21,13 @@ from labvault.models import BackupStatus
 from labvault.storage import files_store
 from tests.archive_checks import assert_archive_matches
 from tests.cli.test_cli import labvault
-from tests.conftest import Mailbox, free_port
+from tests.conftest import SMTP_PASSWORD
 from tests.factories import make_organization
 from tests.flows.run_record import run_record
 from tests.flows.test_create_backup import backup_of, run
 
 AWS_KEY_ID = "lab-block-key-id"
 AWS_SECRET = "aws-block-Secret-never-printed"
-SMTP_PASSWORD = "smtp-block-Pa55-never-printed"
 DATABASE_PASSWORD = "db-block-Pa55-never-printed"
 ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -67,32 +66,6 @@ def test_a_backup_reaches_s3_with_the_keys_of_an_aws_credentials_block(  # type:
     record = run_record(state)
     assert backup.sid in record  # the logs and artifacts were read
     assert AWS_SECRET not in record + shown.output
-
-
-@pytest.fixture
-def smtp_login_server(settings, monkeypatch) -> Iterator[tuple[Mailbox, list[tuple[str, str]], int]]:  # type: ignore[no-untyped-def]
-    """An aiosmtpd server that wants a login (accepting only `mailer` / SMTP_PASSWORD), with no
-    LABVAULT_SMTP_* variable set: where to send and how to log in must come from the block."""
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import AuthResult, LoginPassword
-
-    logins: list[tuple[str, str]] = []
-
-    def check(server, session, envelope, mechanism, data):  # type: ignore[no-untyped-def]
-        if not isinstance(data, LoginPassword):
-            return AuthResult(success=False)
-        logins.append((data.login.decode(), data.password.decode()))
-        return AuthResult(success=logins[-1] == ("mailer", SMTP_PASSWORD))
-
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port, authenticator=check,
-                            auth_required=True, auth_require_tls=False)
-    controller.start()
-    try:
-        yield mailbox, logins, port
-    finally:
-        controller.stop()
 
 
 @ON_SQLITE
