@@ -2,8 +2,8 @@
 
 This is the one place that loads Prefect blocks: a `LABVAULT_*_BLOCK` setting names a block whose
 credentials are read here, each time they are needed (a rotated key is seen by the next task),
-and handed to the Prefect-free domain as plain values that live in memory only: never in a
-setting, a parameter, a log line or an error message.
+and handed to the Prefect-free domain as plain values that live in memory only: never in an
+environment variable, a run parameter, a log line or an error message.
 """
 
 from __future__ import annotations
@@ -31,13 +31,17 @@ def settings() -> Settings:
 
 def load_block(block_class: type[B], block_name: str, *, name: str) -> B:
     """The block `block_name` of `block_class`'s type, named by the setting or option `name`."""
+    slug = block_class.get_block_type_slug()
     try:
         return block_class.load(block_name)
-    except ValueError as exc:  # no such block (pydantic's ValidationError is a ValueError too)
-        slug = block_class.get_block_type_slug()
+    except ValueError:  # Prefect's "Unable to find block document named …"
         raise InvalidInputError(f"{name} {block_name!r}: no Prefect {slug} block has that name; create "
                                 f"it with `prefect block create {slug}` (or on the Blocks page of the "
                                 "Prefect UI)") from None
+    except RuntimeError:  # stored fields that fail validation; their values (secrets too) unshown
+        raise InvalidInputError(f"{name} {block_name!r}: the stored block is not a valid {slug} block "
+                                "for the prefect-aws / prefect-email installed here; open it on the "
+                                "Blocks page of the Prefect UI and save it again") from None
 
 
 def secret_password(block_name: str, *, name: str) -> str:

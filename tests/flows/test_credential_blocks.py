@@ -168,3 +168,27 @@ def test_a_run_naming_a_missing_block_fails_before_a_backup_exists(sessions, org
         "that name; create it with `prefect block create email-server-credentials` (or on the Blocks page "
         "of the Prefect UI)")
     assert backup_of(sessions, state) is None
+
+
+@ON_SQLITE
+def test_a_block_whose_stored_fields_fail_validation_is_refused_without_showing_them(settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import BlockDocumentUpdate
+
+    from tasks import context
+
+    name = block_name()
+    block_id = EmailServerCredentials(username="mailer", password=SMTP_PASSWORD, smtp_server="127.0.0.1",
+                                      smtp_type="INSECURE").save(name)
+    with get_client(sync_client=True) as client:  # as a block saved by another version may look
+        client.update_block_document(block_id, BlockDocumentUpdate(
+            data={"username": "mailer", "password": SMTP_PASSWORD, "smtp_port": f"port-{SMTP_PASSWORD}"},
+            merge_existing_data=False))
+    monkeypatch.setenv("LABVAULT_SMTP_CREDENTIALS_BLOCK", name)
+    with pytest.raises(InvalidInputError) as refused:
+        context.smtp_settings(context.settings())
+    assert str(refused.value) == (
+        f"LABVAULT_SMTP_CREDENTIALS_BLOCK {name!r}: the stored block is not a valid email-server-credentials "
+        "block for the prefect-aws / prefect-email installed here; open it on the Blocks page of the Prefect "
+        "UI and save it again")
+    assert refused.value.__suppress_context__  # the traceback does not show the stored values either
