@@ -15,7 +15,7 @@ from prefect.logging.loggers import flow_run_logger
 from labvault.backups import fail_backup, notice_recipients
 from labvault.catalog import BackupDetails, backup_for_flow_run
 from labvault.errors import LabvaultError, one_line
-from labvault.notification import backup_notice, notifier_for
+from labvault.notification import backup_notice
 from tasks import context
 from tasks.backup_steps import (
     copy_files,
@@ -62,7 +62,7 @@ def record_failure(flow: Any, flow_run: Any, state: Any) -> None:
         return
     logger.error("Backup %s failed: %s", details.sid, details.error)
     try:
-        notifier_for(settings, logger).send(
+        context.notifier(logger).send(
             backup_notice(details, [*recipients, *settings.notify_emails], settings.public_url))
     except LabvaultError as exc:
         logger.warning("Backup %s: the failure notice was not sent: %s", details.sid, exc)

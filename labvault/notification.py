@@ -91,8 +91,8 @@ class SmtpNotifier:
         message["Subject"] = notice.subject
         message.set_content(notice.body)
         try:
-            with smtplib.SMTP(settings.smtp_host, settings.smtp_port,
-                              timeout=SMTP_TIMEOUT_SECONDS) as smtp:
+            connect = smtplib.SMTP_SSL if settings.smtp_ssl else smtplib.SMTP
+            with connect(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT_SECONDS) as smtp:
                 if settings.smtp_starttls:
                     smtp.starttls()
                 if settings.smtp_username and settings.smtp_password is not None:

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from labvault.errors import InvalidInputError
+from labvault.url_secrets import credentials_in
+
+# The Prefect block type each `*_block` setting names; the Prefect side loads the block.
+BLOCK_TYPES = {"s3_credentials_block": "aws-credentials",
+               "smtp_credentials_block": "email-server-credentials",
+               "database_password_block": "secret"}
+_BLOCK_NAME = re.compile(r"(?:(?P<type>[a-z0-9-]+)/)?(?P<name>[a-z0-9-]+)")
 
 
 class Settings(BaseSettings):
@@ -68,6 +76,7 @@ class Settings(BaseSettings):
     smtp_username: str = Field("", description="SMTP user name, if the server wants a login.")
     smtp_password: SecretStr | None = Field(None, description="SMTP password (never logged).")
     smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_ssl: bool = Field(False, description="Connect to SMTP over TLS from the start (SMTPS, port 465).")
     smtp_from: str = Field("labvault@localhost", description="Sender address of notices.")
     public_url: str = Field(
         "", description="Address of the Backups page (`labvault web`) as people reach it, e.g. "
@@ -78,6 +87,30 @@ class Settings(BaseSettings):
                           "kept in <home>/web-secret-key (sessions survive restarts).")
     web_session_hours: int = Field(
         8, ge=1, le=24 * 30, description="Hours a Backups page session lasts before signing in again.")
+
+    s3_credentials_block: str = Field(
+        "", description="Prefect AwsCredentials block (`name` or `aws-credentials/name`) whose keys, "
+                        "region and endpoint reach S3, in place of the AWS_* variables.")
+    smtp_credentials_block: str = Field(
+        "", description="Prefect EmailServerCredentials block (`name` or `email-server-credentials/name`) "
+                        "giving the SMTP server, port, TLS and login, in place of LABVAULT_SMTP_HOST, "
+                        "_PORT, _USERNAME, _PASSWORD, _STARTTLS and _SSL.")
+    database_password_block: str = Field(
+        "", description="Prefect Secret block (`name` or `secret/name`) holding the password of "
+                        "LABVAULT_DATABASE_URL, which then carries none.")
+
+    @field_validator(*BLOCK_TYPES, mode="after")
+    @classmethod
+    def _bare_block_name(cls, value: str, info: ValidationInfo) -> str:
+        """The block's own name: Prefect's `Block.load` on a block class takes it without the type."""
+        if not value:
+            return value
+        block_type = BLOCK_TYPES[str(info.field_name)]
+        match = _BLOCK_NAME.fullmatch(value)
+        if match is None or match["type"] not in (None, block_type):
+            raise ValueError(f"{value!r} does not name a block of type {block_type}; give `name` or "
+                             f"`{block_type}/name` (lowercase letters, digits and dashes)")
+        return match["name"]
 
     @field_validator("notify_emails", mode="before")
     @classmethod
@@ -105,6 +138,15 @@ class Settings(BaseSettings):
             self.backups_url = str(self.home / "backups")
         if self.smtp_username and self.smtp_password is None:
             raise ValueError("smtp_password is required when smtp_username is set")
+        if self.smtp_ssl and self.smtp_starttls:
+            raise ValueError("LABVAULT_SMTP_SSL and LABVAULT_SMTP_STARTTLS are both set; keep the one "
+                             "your server speaks")
+        if self.smtp_credentials_block and (self.smtp_host or self.smtp_password is not None):
+            raise ValueError("LABVAULT_SMTP_CREDENTIALS_BLOCK gives the SMTP server and login; unset "
+                             "LABVAULT_SMTP_HOST and LABVAULT_SMTP_PASSWORD")
+        if self.database_password_block and credentials_in(self.database_url):
+            raise ValueError("LABVAULT_DATABASE_URL carries a password and LABVAULT_DATABASE_PASSWORD_BLOCK "
+                             "names one; leave the password out of the URL")
         return self
 
 
@@ -116,5 +158,7 @@ def get_settings() -> Settings:
         raise InvalidInputError(f"{exc}; fix that environment variable") from exc
     except ValidationError as exc:
         error = exc.errors()[0]
-        variable = "LABVAULT_" + str(error["loc"][0]).upper() if error["loc"] else "LABVAULT_*"
+        if not error["loc"]:  # a check across variables: its message names them
+            raise InvalidInputError(str(error.get("ctx", {}).get("error", error["msg"]))) from exc
+        variable = "LABVAULT_" + str(error["loc"][0]).upper()
         raise InvalidInputError(f"{variable}: {error['msg']}; fix that environment variable") from exc

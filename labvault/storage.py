@@ -14,7 +14,7 @@ import queue
 import shutil
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Protocol
 
@@ -352,12 +352,43 @@ def part_size_for(expected_size: int | None, minimum: int) -> int:
     return max(minimum, -(-needed // MiB) * MiB)
 
 
-class S3Storage(FsspecStorage):
-    """A `Storage` on an S3 bucket (any S3-compatible endpoint via the standard AWS variables:
-    AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION)."""
+@dataclass(frozen=True)
+class S3Credentials:
+    """Keys, region and endpoint handed to S3 by the caller (read from a Prefect block), in place
+    of boto's own chain (AWS_* variables, ~/.aws, an instance role). The secrets stay out of repr."""
 
-    def __init__(self, url: str, *, setting: str, part_size: int = DEFAULT_PART_SIZE) -> None:
-        super().__init__(url, setting=setting, use_listings_cache=False, skip_instance_cache=True)
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    region: str | None = None
+    endpoint_url: str | None = None
+
+    def boto3_options(self) -> dict[str, str]:
+        """Keyword arguments of `boto3.client("s3", ...)`."""
+        options = {"aws_access_key_id": self.access_key_id, "aws_secret_access_key": self.secret_access_key,
+                   "aws_session_token": self.session_token, "region_name": self.region,
+                   "endpoint_url": self.endpoint_url}
+        return {name: value for name, value in options.items() if value}
+
+    def s3fs_options(self) -> dict[str, Any]:
+        """Keyword arguments of `s3fs.S3FileSystem(...)`: the same credentials, s3fs's spelling."""
+        options: dict[str, Any] = {"key": self.access_key_id, "secret": self.secret_access_key,
+                                   "token": self.session_token, "endpoint_url": self.endpoint_url}
+        if self.region:
+            options["client_kwargs"] = {"region_name": self.region}
+        return {name: value for name, value in options.items() if value}
+
+
+class S3Storage(FsspecStorage):
+    """A `Storage` on an S3 bucket: any S3-compatible endpoint, through `credentials` when given,
+    else the standard AWS variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    AWS_DEFAULT_REGION), ~/.aws or an instance role."""
+
+    def __init__(self, url: str, *, setting: str, part_size: int = DEFAULT_PART_SIZE,
+                 credentials: S3Credentials | None = None) -> None:
+        super().__init__(url, setting=setting, use_listings_cache=False, skip_instance_cache=True,
+                         **(credentials.s3fs_options() if credentials else {}))
+        self._boto3_options = credentials.boto3_options() if credentials else {}
         self.part_size = part_size
         self.bucket = self.root.split("/", 1)[0]
         self._boto_client: Any = None
@@ -403,12 +434,12 @@ class S3Storage(FsspecStorage):
         client.delete_object(Bucket=bucket, Key=source_key)
 
     def _client(self) -> Any:
-        """A boto3 client, configured like s3fs from the standard AWS variables; made once."""
+        """A boto3 client with the same credentials as s3fs's; made once."""
         with self._client_lock:  # copies open objects from several threads at once
             if self._boto_client is None:
                 import boto3  # 10 MB and 0.3 s to import: only S3 stores pay for it
 
-                self._boto_client = boto3.client("s3")
+                self._boto_client = boto3.client("s3", **self._boto3_options)
             return self._boto_client
 
     def list_partials(self) -> list[PartialWrite]:
@@ -437,20 +468,22 @@ def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
 
 
-def storage_for(url: str, *, setting: str, part_size: int = DEFAULT_PART_SIZE) -> Storage:
-    """The storage behind a URL: S3 for `s3://`, the renaming fsspec storage otherwise."""
+def storage_for(url: str, *, setting: str, part_size: int = DEFAULT_PART_SIZE,
+                s3_credentials: S3Credentials | None = None) -> Storage:
+    """The storage behind a URL: S3 for `s3://` (with `s3_credentials` when given), the renaming
+    fsspec storage otherwise."""
     if url.startswith(("s3://", "s3a://")):
-        return S3Storage(url, setting=setting, part_size=part_size)
+        return S3Storage(url, setting=setting, part_size=part_size, credentials=s3_credentials)
     return FsspecStorage(url, setting=setting)
 
 
-def files_store(settings: Settings) -> Storage:
+def files_store(settings: Settings, s3_credentials: S3Credentials | None = None) -> Storage:
     """The uploaded-files store named by `LABVAULT_FILES_URL`."""
     return storage_for(settings.files_url, setting="LABVAULT_FILES_URL",
-                       part_size=settings.s3_part_size_mb * 1024 * 1024)
+                       part_size=settings.s3_part_size_mb * 1024 * 1024, s3_credentials=s3_credentials)
 
 
-def backups_store(settings: Settings) -> Storage:
+def backups_store(settings: Settings, s3_credentials: S3Credentials | None = None) -> Storage:
     """The archive store named by `LABVAULT_BACKUPS_URL`."""
     return storage_for(settings.backups_url, setting="LABVAULT_BACKUPS_URL",
-                       part_size=settings.s3_part_size_mb * 1024 * 1024)
+                       part_size=settings.s3_part_size_mb * 1024 * 1024, s3_credentials=s3_credentials)

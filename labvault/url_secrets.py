@@ -106,6 +106,11 @@ def database_url(url: str, *, name: str, secret_option: str) -> URL:
     return parsed
 
 
+def with_password(url: str, password: str) -> str:
+    """`url` with `password` set in its user part, for an engine only: never log or store it."""
+    return make_url(url).set(password=password).render_as_string(hide_password=False)
+
+
 def files_url(url: str, *, name: str) -> str:
     """A target files store given as `name`: a folder or fsspec URL, not blank, with no password."""
     if not url.strip():

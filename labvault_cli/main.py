@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from decimal import Decimal
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
@@ -29,7 +30,7 @@ from labvault.errors import LabvaultError
 from labvault.pricing import Estimate, Pricing, estimate_backup
 from labvault.settings import Settings, get_settings
 from labvault.sizes import human_size
-from labvault.storage import backups_store, files_store
+from labvault.storage import S3Credentials, Storage, backups_store, files_store
 from labvault_cli.progress import backup_progress_bar
 
 # Prefect's analytics are on unless turned off: each temporary server reports its start (and on a
@@ -80,8 +81,51 @@ def _settings() -> Settings:
         return get_settings()
 
 
+def _blocks() -> ModuleType:
+    """`tasks.context`, which loads the credential blocks the settings name; imported only then,
+    since it starts Prefect."""
+    from labvault_cli.prefect_console import quiet_prefect_console
+    from tasks import context
+
+    quiet_prefect_console()
+    return context
+
+
+@contextmanager
+def _prefect_starting() -> Iterator[None]:
+    """Prefect's start-up failures as one line (reading a block starts Prefect, as a flow does)."""
+    from labvault_cli.prefect_console import prefect_start_errors
+
+    with prefect_start_errors():
+        yield
+
+
+def _database_url(settings: Settings) -> str:
+    """LABVAULT_DATABASE_URL, with the password of LABVAULT_DATABASE_PASSWORD_BLOCK if one is named."""
+    if not settings.database_password_block:
+        return settings.database_url
+    with user_errors(), _prefect_starting():
+        return _blocks().database_url(settings)
+
+
+def _s3_credentials(settings: Settings) -> S3Credentials | None:
+    """The keys of LABVAULT_S3_CREDENTIALS_BLOCK, if one is named."""
+    if not settings.s3_credentials_block:
+        return None
+    with user_errors(), _prefect_starting():
+        return _blocks().s3_credentials(settings)
+
+
+def _files_store(settings: Settings) -> Storage:
+    return files_store(settings, _s3_credentials(settings))
+
+
+def _backups_store(settings: Settings) -> Storage:
+    return backups_store(settings, _s3_credentials(settings))
+
+
 def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
-    return session_factory(settings.database_url)
+    return session_factory(_database_url(settings))
 
 
 def _print_json(value: Any) -> None:
@@ -168,7 +212,7 @@ def _backup_of_run(settings: Settings, state: Any) -> BackupDetails:
         if backup is None:
             state.result()  # raises the refusal
             raise LabvaultError("the flow run ended without a backup")
-        return BackupDetails.of(backup, backups_store(settings))
+        return BackupDetails.of(backup, _backups_store(settings))
 
 
 def _report_backup(details: BackupDetails, settings: Settings, as_json: bool) -> None:
@@ -185,7 +229,7 @@ def db_upgrade() -> None:
     """Create or upgrade the database schema (Alembic migrations)."""
     settings = _settings()
     with user_errors():
-        upgrade_schema(settings.database_url)
+        upgrade_schema(_database_url(settings))
     stdout.print("Database schema is up to date.")
 
 
@@ -208,7 +252,7 @@ def create_backup_now(settings: Settings, request: BackupRequest, *, progress: b
     """Run the create-backup flow for an already checked and confirmed request."""
     from flows.create_backup import create_backup  # Prefect loads only when a flow runs
 
-    with backup_progress_bar(settings.database_url, request.organization_sid,
+    with backup_progress_bar(_database_url(settings), request.organization_sid,
                              request.requested_by, enabled=progress and sys.stderr.isatty()):
         state = run_flow(create_backup, organization_sid=request.organization_sid,
                          name=request.name, requested_by=request.requested_by,
@@ -231,8 +275,8 @@ def backup_create(
         with _sessions(settings)() as session:
             request = backups.check_request(session, BackupRequest(org, name, description, requested_by))
             estimate = estimate_backup(session, org, Pricing.of(settings))
-        files_store(settings)  # a bad store is refused here, before the backup row exists
-        backups_store(settings).check_writable()
+        _files_store(settings)  # a bad store is refused here, before the backup row exists
+        _backups_store(settings).check_writable()
         if not as_json:
             print_estimate(estimate)
         confirm(f"Create this backup for {estimate.cost} {estimate.currency}?", yes)
@@ -274,7 +318,7 @@ def backup_show(sid: SidArgument, as_json: JsonOption = False) -> None:
     """Show every field of one backup, with its progress while it runs."""
     settings = _settings()
     with user_errors(), _sessions(settings)() as session:
-        details = BackupDetails.of(catalog.get_backup(session, sid), backups_store(settings))
+        details = BackupDetails.of(catalog.get_backup(session, sid), _backups_store(settings))
     if as_json:
         _print_json(asdict(details))
     else:
@@ -317,7 +361,7 @@ def backup_retry(
     with user_errors():
         with _sessions(settings)() as session:
             organization = backups.check_retry(session, sid, requested_by).organization_sid
-        with backup_progress_bar(settings.database_url, organization, requested_by.strip(),
+        with backup_progress_bar(_database_url(settings), organization, requested_by.strip(),
                                  enabled=not as_json and sys.stderr.isatty()):
             state = run_flow(retry_backup, backup_sid=sid, requested_by=requested_by)
         details = _backup_of_run(settings, state)
@@ -357,7 +401,7 @@ def backup_verify(
     settings = _settings()
     with user_errors():
         with _sessions(settings)() as session:
-            open_source, label = archive_opener(source, session, backups_store(settings))
+            open_source, label = archive_opener(source, session, _backups_store(settings))
         with open_source() as stream:
             report = verify_archive(stream, label=label,
                                     limits=ArchiveLimits.with_max_total(settings.archive_max_bytes))
@@ -405,17 +449,14 @@ def restore(
     with user_errors():  # every refusal below comes before any Prefect run starts
         refuse_credentials(source, name="SOURCE", instead=STORE_CREDENTIALS)
         target = database_url(to_database, name="--to-database", secret_option="--to-database-password-secret")
-        files = storage_for(files_url(to_files, name="--to-files"), setting="--to-files")
+        files = storage_for(files_url(to_files, name="--to-files"), setting="--to-files",
+                            s3_credentials=_s3_credentials(settings))
         with _sessions(settings)() as session:
-            archive_opener(source, session, backups_store(settings))
+            archive_opener(source, session, _backups_store(settings))
         if password_secret:
-            from labvault_cli.prefect_console import prefect_start_errors, quiet_prefect_console
-            from tasks.restore_steps import secret_password
-
-            quiet_prefect_console()
-            with prefect_start_errors():
-                target = target.set(password=secret_password(password_secret,
-                                                             name="--to-database-password-secret"))
+            with _prefect_starting():
+                target = target.set(password=_blocks().secret_password(
+                    password_secret, name="--to-database-password-secret"))
         check_connection(target.render_as_string(hide_password=False), name="--to-database")
         files.check_writable()
         report = run_flow(restore_backup, source=source, to_database_url=to_database,
@@ -476,9 +517,9 @@ def demo() -> None:
 
     settings = _settings()
     with user_errors():
-        upgrade_schema(settings.database_url)
+        upgrade_schema(_database_url(settings))
         with _sessions(settings)() as session:
-            loaded = load_demo(session, files_store(settings))
+            loaded = load_demo(session, _files_store(settings))
         stdout.print(f"Demo organization {loaded.sid!r} {'loaded' if loaded.created else 'already there'}; "
                      f"backing it up as {loaded.admin_email} …")
         details = create_backup_now(settings, BackupRequest(loaded.sid, "Demo backup",

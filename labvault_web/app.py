@@ -35,10 +35,10 @@ from labvault.notification import notifier_for, sign_in_notice
 from labvault.pricing import Pricing, estimate_backup
 from labvault.settings import Settings
 from labvault.sizes import human_size
-from labvault.storage import backups_store
 from labvault_web.downloads import archive_response
 from labvault_web.runs import FlowRuns
 from labvault_web.sessions import SessionCookies, SignInLimiter, WebSession
+from tasks import context  # the credential blocks the settings name, read as the flows read them
 
 HERE = Path(__file__).parent
 FILTERS = [("all", "All backups"), ("completed", "Backups completed"),
@@ -57,7 +57,7 @@ class CsrfRefused(Exception):
 
 def create_app(settings: Settings, *, flow_runs: FlowRuns | None = None) -> FastAPI:
     """The page for one labvault installation (its database, stores and Prefect set-up)."""
-    sessions = session_factory(settings.database_url)
+    sessions = session_factory(context.database_url(settings))  # with its password block, if named
     cookies = SessionCookies(settings)
     limiter = SignInLimiter()
     runs = flow_runs or FlowRuns(sessions)
@@ -234,7 +234,7 @@ def create_app(settings: Settings, *, flow_runs: FlowRuns | None = None) -> Fast
                 request_ = backups.check_request(session, BackupRequest(
                     admin.organization_sid, name, description, admin.email))
                 backups.check_none_running(session, admin.organization_sid)
-            backups_store(settings).check_writable()
+            context.backups_storage(settings).check_writable()
             started = runs.create(request_)
         except InvalidInputError as exc:
             field = "description" if "description" in str(exc) else "name"
@@ -315,7 +315,7 @@ def create_app(settings: Settings, *, flow_runs: FlowRuns | None = None) -> Fast
                             message=f"Backup {sid} is {backup.status.label}"
                                     + (" and has expired" if backup.status is BackupStatus.COMPLETED else "")
                                     + "; only a Completed backup that has not expired can be downloaded.")
-            response = archive_response(backup, backups_store(settings))
+            response = archive_response(backup, context.backups_storage(settings))
             if "range" not in request.headers:  # one record per download, not per resumed piece
                 audit.record(session, organization_sid=backup.organization_sid, backup_sid=sid,
                              action="downloaded", actor=admin.email, door="web")
@@ -332,12 +332,13 @@ def _local(target: str) -> str:
 
 def _send_link(settings: Settings, admin: sign_in.Admin, link: str) -> None:
     """Email the link; with no SMTP host it is not sent, and never logged (it opens a session)."""
-    if not settings.smtp_host:
+    if not (settings.smtp_host or settings.smtp_credentials_block):
         logger.warning("No LABVAULT_SMTP_HOST: a sign-in link for %s was not sent; print one with "
                        "`labvault web --as EMAIL`", admin.email)
         return
     minutes = int(sign_in.LINK_LIFETIME.total_seconds() // 60)
     try:
-        notifier_for(settings, logger).send(sign_in_notice(admin.email, admin.organization_sid, link, minutes))
+        notifier_for(context.smtp_settings(settings), logger).send(
+            sign_in_notice(admin.email, admin.organization_sid, link, minutes))
     except LabvaultError as exc:
         logger.warning("The sign-in link for %s was not sent: %s", admin.email, exc)

@@ -29,7 +29,7 @@ from labvault.archive_rules import ArchiveLimits
 from labvault.backups import BackupRequest, ProgressRecorder
 from labvault.catalog import BackupDetails, get_backup
 from labvault.liveness import Heartbeat
-from labvault.notification import backup_notice, notifier_for
+from labvault.notification import backup_notice
 from labvault.pricing import Estimate, Pricing, estimate_backup
 from tasks import context
 from tasks.retries import RETRY_TRANSIENT
@@ -57,7 +57,9 @@ def keep_alive(sid: str) -> Heartbeat:
 
 @task(name="estimate-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def estimate(request: BackupRequest) -> Estimate:
-    """Check the request, then size and price the backup from SQL aggregates."""
+    """Check the request and the credential blocks, then size and price the backup from SQL
+    aggregates."""
+    context.check_credentials()
     with context.sessions()() as session:
         backups.check_request(session, request)
         result = estimate_backup(session, request.organization_sid,
@@ -193,6 +195,6 @@ def notify(sid: str, to_admins: bool = False) -> None:
         details = BackupDetails.of(backup, context.backups_storage())
         recipients = backups.notice_recipients(session, backup, to_admins=to_admins)
     notice = backup_notice(details, [*recipients, *settings.notify_emails], settings.public_url)
-    notifier_for(settings, get_run_logger()).send(notice)
+    context.notifier(get_run_logger()).send(notice)
     get_run_logger().info("Backup %s: notice %r sent to %s", sid, notice.subject,
                           ", ".join(notice.to))

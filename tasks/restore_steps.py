@@ -8,30 +8,15 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
-from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
 
 from labvault.archive_rules import ArchiveLimits
 from labvault.archive_sources import archive_opener
 from labvault.database import check_connection, session_factory, upgrade_schema
-from labvault.errors import InvalidInputError
 from labvault.restore import MergePolicy, restore_archive
 from labvault.storage import storage_for
 from labvault.url_secrets import STORE_CREDENTIALS, database_url, files_url, masked_url, refuse_credentials
 from tasks import context
-
-
-def secret_password(block_name: str, *, name: str) -> str:
-    """The text held by the Prefect Secret block `block_name` (given as `name`): a password that
-    never travels as a parameter, read where it is used."""
-    try:
-        value = Secret.load(block_name).get()
-    except ValueError as exc:  # no such block, or a name that cannot be one
-        raise InvalidInputError(f"{name} {block_name!r}: no Prefect Secret block has that name; create "
-                                "one (Blocks in the Prefect UI, or Secret(value=...).save(name))") from exc
-    if not isinstance(value, str) or not value:
-        raise InvalidInputError(f"{name} {block_name!r}: the Secret block must hold the password as text")
-    return value
 
 
 @task(name="restore-archive", cache_policy=NO_CACHE)
@@ -47,10 +32,11 @@ def restore(source: str, to_database_url: str, to_files_url: str, organization_s
     refuse_credentials(source, name="source", instead=STORE_CREDENTIALS)
     target = database_url(to_database_url, name="to_database_url",
                           secret_option="to_database_password_secret")
-    files = storage_for(files_url(to_files_url, name="to_files_url"), setting="to_files_url")
+    files = storage_for(files_url(to_files_url, name="to_files_url"), setting="to_files_url",
+                        s3_credentials=context.s3_credentials(context.settings()))
     if to_database_password_secret:
-        target = target.set(password=secret_password(to_database_password_secret,
-                                                      name="to_database_password_secret"))
+        target = target.set(password=context.secret_password(to_database_password_secret,
+                                                              name="to_database_password_secret"))
     target_url = target.render_as_string(hide_password=False)
     check_connection(target_url, name="to_database_url")
     with context.sessions()() as session:

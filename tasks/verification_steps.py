@@ -12,7 +12,7 @@ from labvault import backups, reverification
 from labvault.archive_rules import ArchiveLimits
 from labvault.catalog import BackupDetails, get_backup
 from labvault.errors import LabvaultError
-from labvault.notification import notifier_for, verification_failed_notice
+from labvault.notification import verification_failed_notice
 from tasks import context
 from tasks.retries import RETRY_TRANSIENT
 
@@ -47,7 +47,7 @@ def tell_admins(result: reverification.VerificationRound) -> None:
         notice = verification_failed_notice(details, problem, [*admins, *settings.notify_emails],
                                             settings.public_url)
         try:
-            notifier_for(settings, logger).send(notice)
+            context.notifier(logger).send(notice)
         except LabvaultError as exc:
             logger.warning("Backup %s: the failed-check notice was not sent: %s", sid, exc)
 

@@ -127,6 +127,33 @@ def smtp_server(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator
 
 S3_SERVERS = ["moto", "seaweedfs"]
 S3_ACCESS_KEY, S3_SECRET_KEY = "labvault-test-key", "labvault-test-Secret-never-printed"
+SMTP_PASSWORD = "smtp-block-Pa55-never-printed"
+
+
+@pytest.fixture
+def smtp_login_server() -> Iterator[tuple[Mailbox, list[tuple[str, str]], int]]:
+    """An aiosmtpd server on a free loopback port that wants a login (accepting only `mailer` /
+    SMTP_PASSWORD), and the logins it was sent; no LABVAULT_SMTP_* variable points at it."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    logins: list[tuple[str, str]] = []
+
+    def check(server, session, envelope, mechanism, data):  # type: ignore[no-untyped-def]
+        if not isinstance(data, LoginPassword):
+            return AuthResult(success=False)
+        logins.append((data.login.decode(), data.password.decode()))
+        return AuthResult(success=logins[-1] == ("mailer", SMTP_PASSWORD))
+
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port, authenticator=check,
+                            auth_required=True, auth_require_tls=False)
+    controller.start()
+    try:
+        yield mailbox, logins, port
+    finally:
+        controller.stop()
 
 
 @pytest.fixture(scope="session")

@@ -73,6 +73,16 @@ CATALOGUE: list[tuple[list[str], dict[str, str], str]] = [
     (create(), {"LABVAULT_BACKUPS_URL": "/etc/passwd/backups"}, "LABVAULT_BACKUPS_URL '/etc/passwd/backups': cannot write there"),
     (create(), {"LABVAULT_FILES_URL": "nosuch://bucket/files"}, "LABVAULT_FILES_URL 'nosuch://bucket/files'"),
     (create(), {"LABVAULT_BACKUPS_URL": "nosuch://x"}, "LABVAULT_BACKUPS_URL 'nosuch://x'"),
+    (create(), {"LABVAULT_S3_CREDENTIALS_BLOCK": "no-such-keys"},
+     "error: LABVAULT_S3_CREDENTIALS_BLOCK 'no-such-keys': no Prefect aws-credentials block has that name; "
+     "create it with `prefect block create aws-credentials` (or on the Blocks page of the Prefect UI)"),
+    (["backup", "list"], {"LABVAULT_DATABASE_PASSWORD_BLOCK": "secret/no-such-password"},
+     "error: LABVAULT_DATABASE_PASSWORD_BLOCK 'no-such-password': no Prefect secret block has that name; "
+     "create it with `prefect block create secret` (or on the Blocks page of the Prefect UI)"),
+    (["backup", "list"], {"LABVAULT_SMTP_CREDENTIALS_BLOCK": "Mail Server"},
+     "error: LABVAULT_SMTP_CREDENTIALS_BLOCK: Value error, 'Mail Server' does not name a block of type "
+     "email-server-credentials; give `name` or `email-server-credentials/name` (lowercase letters, digits "
+     "and dashes); fix that environment variable"),
     (["backup", "verify", "/nonexistent/archive.zip"], {}, "archive '/nonexistent/archive.zip' does not exist"),
     (["backup", "verify", "bk-unknown"], {}, "backup 'bk-unknown' does not exist"),
     (["restore", "bk-unknown", "--to-database", "sqlite:////tmp/x.db", "--to-files", "/tmp/x"], {},

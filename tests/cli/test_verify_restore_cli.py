@@ -104,8 +104,8 @@ REFUSED_BEFORE_ANY_RUN: list[tuple[dict[str, str], str]] = [
     ({"SOURCE": f"ftp://reader:{PASSWORD}@archive.example/a.zip"},
      f"error: SOURCE 'ftp://reader:***@archive.example/a.zip' {NO_PASSWORD_IN_STORE_URL}"),
     ({"--to-database-password-secret": "no-such-block"},
-     "error: --to-database-password-secret 'no-such-block': no Prefect Secret block has that name; create "
-     "one (Blocks in the Prefect UI, or Secret(value=...).save(name))"),
+     "error: --to-database-password-secret 'no-such-block': no Prefect secret block has that name; create "
+     "it with `prefect block create secret` (or on the Blocks page of the Prefect UI)"),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,12 @@ from deployments.project import read_deployments
 from labvault.database import session_factory
 from labvault.models import Backup, BackupStatus
 from tests.browser import launch_chromium
+from tests.conftest import SMTP_PASSWORD
 from tests.e2e.conftest import BIN, ROOT, PrefectServer, stop
 
 POOL = "labvault"
+BLOCK_SETTINGS = ["LABVAULT_DATABASE_PASSWORD_BLOCK", "LABVAULT_S3_CREDENTIALS_BLOCK",
+                  "LABVAULT_SMTP_CREDENTIALS_BLOCK"]
 
 
 def wait_for_state(flow_run_id: Any, types: set[StateType], timeout: float = 180) -> Any:
@@ -81,7 +85,9 @@ def test_prefect_deploy_all_registers_every_deployment_of_prefect_yaml(deployed:
     with get_client(sync_client=True) as client:
         template = client.read_work_pool(POOL).base_job_template
         k8s = client.read_work_pool("labvault-k8s").base_job_template
-    assert template["variables"]["properties"]["env"]["default"] == {"PREFECT_LOGGING_EXTRA_LOGGERS": "labvault"}
+    env = template["variables"]["properties"]["env"]["default"]
+    assert env["PREFECT_LOGGING_EXTRA_LOGGERS"] == "labvault"
+    assert {name: env[name] for name in BLOCK_SETTINGS} == dict.fromkeys(BLOCK_SETTINGS)  # the worker's
     assert k8s["job_configuration"]["job_manifest"]["kind"] == "Job"
 
 
@@ -260,6 +266,35 @@ def test_labvault_serve_refuses_to_replace_the_pools_deployments(worker, deploye
     assert pool_deployments() == before
     flow_run = run_deployment_as_the_ui_does("expire-backups/expire-backups", {})
     assert wait_for_state(flow_run.id, FINAL).state.type == StateType.COMPLETED
+
+
+def test_a_worker_run_takes_a_block_named_in_the_pools_job_template(worker, e2e_settings, smtp_login_server) -> None:  # type: ignore[no-untyped-def]
+    """The worker's own environment names no SMTP server: the pool's template `env` names the
+    EmailServerCredentials block, and the run's notice goes through that block's server and login."""
+    from prefect.client.schemas.actions import WorkPoolUpdate
+    from prefect_email import EmailServerCredentials
+
+    mailbox, logins, port = smtp_login_server
+    EmailServerCredentials(username="mailer", password=SMTP_PASSWORD, smtp_server="127.0.0.1",
+                           smtp_type="INSECURE", smtp_port=port).save("pool-mailer", overwrite=True)
+    with get_client(sync_client=True) as client:
+        template = client.read_work_pool(POOL).base_job_template
+        changed = copy.deepcopy(template)
+        changed["variables"]["properties"]["env"]["default"]["LABVAULT_SMTP_CREDENTIALS_BLOCK"] = "pool-mailer"
+        client.update_work_pool(POOL, WorkPoolUpdate(base_job_template=changed))
+    try:
+        flow_run = run_deployment_as_the_ui_does("create-backup/create-backup", {
+            "organization_sid": "lab-c", "name": "Mailed", "requested_by": "admin@lab-c.example",
+            "require_approval": False})
+        finished = wait_for_state(flow_run.id, FINAL)
+    finally:
+        with get_client(sync_client=True) as client:
+            client.update_work_pool(POOL, WorkPoolUpdate(base_job_template=template))
+    assert finished.state.type == StateType.COMPLETED, finished.state
+    assert logins == [("mailer", SMTP_PASSWORD)]
+    [(recipients, message)] = mailbox.messages
+    assert recipients == ["admin@lab-c.example"]
+    assert message["Subject"] == "[labvault] Backup 'Mailed' Completed"
 
 
 def test_labvault_serve_serves_every_deployment_without_a_pool(worker, deployed: PrefectServer) -> None:  # type: ignore[no-untyped-def]

@@ -122,5 +122,5 @@ def test_an_unknown_secret_block_is_named(sessions, organization, tmp_path: Path
                            return_state=True)
     assert state.is_failed()
     assert state.message.endswith(
-        "to_database_password_secret 'no-such-block': no Prefect Secret block has that name; create one "
-        "(Blocks in the Prefect UI, or Secret(value=...).save(name))")
+        "to_database_password_secret 'no-such-block': no Prefect secret block has that name; create it "
+        "with `prefect block create secret` (or on the Blocks page of the Prefect UI)")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import ssl
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from labvault.catalog import BackupDetails
-from labvault.errors import TransientError
+from labvault.errors import InvalidInputError, TransientError
 from labvault.notification import LogNotifier, SmtpNotifier, backup_notice, notifier_for
 from labvault.settings import get_settings
-from tests.conftest import free_port
+from tests.conftest import Mailbox, free_port
 
 COMPLETED = BackupDetails(
     sid="bk-1", name="Q3 audit", description="", status="Completed", versions=12, files=3,
@@ -72,3 +75,54 @@ def test_a_username_without_password_is_a_settings_error(monkeypatch: pytest.Mon
     monkeypatch.delenv("LABVAULT_SMTP_PASSWORD", raising=False)
     with pytest.raises(InvalidInputError, match="smtp_password is required"):
         get_settings()
+
+
+def self_signed_context(folder: Path) -> ssl.SSLContext:
+    """A server TLS context with a fresh self-signed certificate for 127.0.0.1."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(hours=1))
+                   .sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                       serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context
+
+
+def test_with_smtp_ssl_the_notice_goes_over_tls_from_the_first_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port, ssl_context=self_signed_context(tmp_path))
+    controller.start()
+    try:
+        monkeypatch.setenv("LABVAULT_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("LABVAULT_SMTP_PORT", str(port))
+        monkeypatch.setenv("LABVAULT_SMTP_SSL", "true")
+        SmtpNotifier(get_settings()).send(backup_notice(COMPLETED))
+    finally:
+        controller.stop()
+    [(recipients, message)] = mailbox.messages
+    assert recipients == ["admin@org-1.example"]
+    assert message["Subject"] == "[labvault] Backup 'Q3 audit' Completed"
+
+
+def test_smtp_ssl_and_starttls_together_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABVAULT_SMTP_SSL", "true")
+    monkeypatch.setenv("LABVAULT_SMTP_STARTTLS", "true")
+    with pytest.raises(InvalidInputError) as refused:
+        get_settings()
+    assert str(refused.value) == ("LABVAULT_SMTP_SSL and LABVAULT_SMTP_STARTTLS are both set; keep the one "
+                                  "your server speaks")

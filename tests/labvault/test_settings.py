@@ -22,3 +22,48 @@ def test_a_bad_retention_names_the_variable(value: str, monkeypatch: pytest.Monk
     monkeypatch.setenv("LABVAULT_RETENTION_DAYS", value)
     with pytest.raises(InvalidInputError, match="^LABVAULT_RETENTION_DAYS: "):
         get_settings()
+
+
+@pytest.mark.parametrize(("variable", "given", "loaded"), [
+    ("LABVAULT_S3_CREDENTIALS_BLOCK", "aws-credentials/lab-s3", "lab-s3"),
+    ("LABVAULT_S3_CREDENTIALS_BLOCK", "lab-s3", "lab-s3"),
+    ("LABVAULT_SMTP_CREDENTIALS_BLOCK", "email-server-credentials/mailer", "mailer"),
+    ("LABVAULT_DATABASE_PASSWORD_BLOCK", "secret/db-password", "db-password"),
+])
+def test_a_block_is_named_with_or_without_its_type(variable: str, given: str, loaded: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(variable, given)
+    assert getattr(get_settings(), variable.removeprefix("LABVAULT_").lower()) == loaded
+
+
+@pytest.mark.parametrize(("variable", "given", "block_type"), [
+    ("LABVAULT_S3_CREDENTIALS_BLOCK", "secret/lab-s3", "aws-credentials"),
+    ("LABVAULT_SMTP_CREDENTIALS_BLOCK", "Mail Server", "email-server-credentials"),
+    ("LABVAULT_DATABASE_PASSWORD_BLOCK", "secret/db/password", "secret"),
+])
+def test_a_block_name_that_cannot_be_one_names_the_variable_and_the_spelling(
+        variable: str, given: str, block_type: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(variable, given)
+    with pytest.raises(InvalidInputError) as refused:
+        get_settings()
+    assert str(refused.value) == (
+        f"{variable}: Value error, {given!r} does not name a block of type {block_type}; give `name` or "
+        f"`{block_type}/name` (lowercase letters, digits and dashes); fix that environment variable")
+
+
+@pytest.mark.parametrize(("variables", "error"), [
+    ({"LABVAULT_DATABASE_URL": "postgresql+psycopg://lab:pw@db/lab", "LABVAULT_DATABASE_PASSWORD_BLOCK": "db"},
+     "LABVAULT_DATABASE_URL carries a password and LABVAULT_DATABASE_PASSWORD_BLOCK names one; leave the "
+     "password out of the URL"),
+    ({"LABVAULT_SMTP_HOST": "mail.example.org", "LABVAULT_SMTP_CREDENTIALS_BLOCK": "mailer"},
+     "LABVAULT_SMTP_CREDENTIALS_BLOCK gives the SMTP server and login; unset LABVAULT_SMTP_HOST and "
+     "LABVAULT_SMTP_PASSWORD"),
+])
+def test_a_block_and_a_variable_giving_the_same_secret_are_refused(
+        variables: dict[str, str], error: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LABVAULT_SMTP_PASSWORD", raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(InvalidInputError) as refused:
+        get_settings()
+    assert str(refused.value) == error
