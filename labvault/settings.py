@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +12,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from labvault.errors import InvalidInputError
+
+# Ten years: a longer window is no window, and `now - window` must stay a date.
+MAX_STALE_AFTER_MINUTES = 10 * 366 * 24 * 60
+# Costs are stored as NUMERIC(12, 2): at this price 10 TB (LABVAULT_ARCHIVE_MAX_BYTES) still fits.
+MAX_PRICE_PER_GB = Decimal(10_000)
 
 
 class Settings(BaseSettings):
@@ -51,13 +57,16 @@ class Settings(BaseSettings):
                     "(10 TiB by default); an archive declaring more is refused unread.",
     )
     stale_after_minutes: int = Field(
-        60, ge=1, description="An In Progress backup with no progress for this long is reaped to Error."
+        60, ge=1, le=MAX_STALE_AFTER_MINUTES,
+        description="An In Progress backup with no progress for this long is reaped to Error.",
     )
     price_per_gb: Decimal = Field(
-        Decimal("0.10"), ge=0, description="One-off charge per GB (10^9 bytes) of backup created."
+        Decimal("0.10"), ge=0, le=MAX_PRICE_PER_GB,
+        description="One-off charge per GB (10^9 bytes) of backup created.",
     )
     storage_price_per_gb_month: Decimal = Field(
-        Decimal("0.02"), ge=0, description="Charge per GB and month while a backup is kept."
+        Decimal("0.02"), ge=0, le=MAX_PRICE_PER_GB,
+        description="Charge per GB and month while a backup is kept.",
     )
     currency: str = Field("USD", min_length=3, max_length=3, description="ISO 4217 code of prices.")
     notify_emails: Annotated[list[str], NoDecode] = Field(
@@ -77,9 +86,16 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("home")
+    @classmethod
+    def _home_is_a_folder(cls, value: Path) -> Path:
+        value = value.expanduser()
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{str(value)!r} is not a folder; point it at a folder (made if missing)")
+        return value
+
     @model_validator(mode="after")
     def _fill_defaults_under_home(self) -> "Settings":
-        self.home = self.home.expanduser()
         if not self.database_url:
             self.database_url = f"sqlite:///{self.home / 'labvault.db'}"
         if not self.files_url:
@@ -88,7 +104,28 @@ class Settings(BaseSettings):
             self.backups_url = str(self.home / "backups")
         if self.smtp_username and self.smtp_password is None:
             raise ValueError("smtp_password is required when smtp_username is set")
+        if _overlap(self.files_url, self.backups_url):
+            raise ValueError(
+                f"LABVAULT_BACKUPS_URL {self.backups_url!r} overlaps LABVAULT_FILES_URL "
+                f"{self.files_url!r}; expiry deletes partial archives in the backups store, so keep "
+                "the two stores apart (neither inside the other)")
         return self
+
+
+def _location(url: str) -> tuple[str, str]:
+    """A store URL as (protocol, path without trailing slash); a plain path is an absolute
+    local one."""
+    protocol, found, path = url.partition("://")
+    if not found or protocol == "file":
+        return "file", os.path.abspath(os.path.expanduser(path if found else url))
+    return {"s3a": "s3"}.get(protocol, protocol), path.rstrip("/")
+
+
+def _overlap(first: str, second: str) -> bool:
+    """Whether one store is the other or lies inside it."""
+    (protocol_a, a), (protocol_b, b) = _location(first), _location(second)
+    return protocol_a == protocol_b and (a == b or a.startswith(b.rstrip("/") + "/")
+                                         or b.startswith(a.rstrip("/") + "/"))
 
 
 def get_settings() -> Settings:
@@ -99,5 +136,7 @@ def get_settings() -> Settings:
         raise InvalidInputError(f"{exc}; fix that environment variable") from exc
     except ValidationError as exc:
         error = exc.errors()[0]
-        variable = "LABVAULT_" + str(error["loc"][0]).upper() if error["loc"] else "LABVAULT_*"
-        raise InvalidInputError(f"{variable}: {error['msg']}; fix that environment variable") from exc
+        reason = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
+        if error["loc"]:
+            reason = f"LABVAULT_{str(error['loc'][0]).upper()}: {reason}"
+        raise InvalidInputError(f"{reason}; fix that environment variable") from exc
