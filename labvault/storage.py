@@ -34,6 +34,8 @@ MiB = 1024 * 1024
 DEFAULT_PART_SIZE = 8 * MiB
 PARALLEL_PARTS = 4
 MAX_PARTS = 10_000  # S3's limit per multipart upload
+PROBE_KEY = ".labvault-write-probe"
+PROBE_TIMEOUT_SECONDS = 3
 
 
 class PendingWrite(Protocol):
@@ -153,15 +155,17 @@ class FsspecStorage:
         parts, a folder has no use for it."""
         try:
             return _RenamingPendingWrite(self.fs, self._path(key))
-        except OSError as exc:
+        except (OSError, NotImplementedError) as exc:
+            reason = (getattr(exc, "strerror", None) or str(exc)
+                      or f"{_protocols(self.fs)[0]}:// stores cannot be written")
             raise InvalidInputError(
-                f"{self.setting} {self.url_root!r}: cannot write there ({exc.strerror or exc}); "
+                f"{self.setting} {self.url_root!r}: cannot write there ({reason}); "
                 "point it at a writable folder or bucket"
             ) from exc
 
     def check_writable(self) -> None:
         """Write and remove a probe, so a bad destination is refused before any work."""
-        pending = self.open_write(".labvault-write-probe")
+        pending = self.open_write(PROBE_KEY)
         pending.abort()
 
     def exists(self, key: str) -> bool:
@@ -372,6 +376,26 @@ class S3Storage(FsspecStorage):
             if code in ("AccessDenied", "403"):
                 raise InvalidInputError(f"{where}: permission denied") from exc
             raise TransientError(f"{where}: {_failure_reason(exc)}") from exc
+
+    def check_writable(self) -> None:
+        """Put and delete a small probe object: opening an upload sends nothing, so an endpoint
+        that cannot be reached, a missing bucket or missing rights showed only once a backup
+        row existed. Short timeouts and two attempts refuse an unreachable endpoint in seconds."""
+        import boto3
+        from botocore.config import Config
+
+        client = boto3.client("s3", config=Config(
+            connect_timeout=PROBE_TIMEOUT_SECONDS, read_timeout=PROBE_TIMEOUT_SECONDS,
+            retries={"total_max_attempts": 2, "mode": "standard"}))
+        bucket, _, object_key = self._path(PROBE_KEY).partition("/")
+        try:
+            client.put_object(Bucket=bucket, Key=object_key, Body=b"labvault write probe")
+            client.delete_object(Bucket=bucket, Key=object_key)
+        except Exception as exc:  # botocore's errors: each one means this store cannot be used
+            raise InvalidInputError(
+                f"{self.setting} {self.url_root!r}: cannot write there ({_failure_reason(exc)}); "
+                "check the bucket, AWS_ENDPOINT_URL and the credentials"
+            ) from exc
 
     def open_write(self, key: str, expected_size: int | None = None) -> PendingWrite:
         bucket, _, object_key = self._path(key).partition("/")
