@@ -174,6 +174,5 @@ def notify(sid: str, to_admins: bool = False) -> None:
         details = BackupDetails.of(backup, context.backups_storage())
         admins = backups.admin_emails(session, backup.organization_sid) if to_admins else []
     notice = backup_notice(details, [*admins, *settings.notify_emails])
-    notifier_for(settings, get_run_logger()).send(notice)
-    get_run_logger().info("Backup %s: notice %r sent to %s", sid, notice.subject,
-                          ", ".join(notice.to))
+    outcome = notifier_for(settings, get_run_logger()).send(notice)
+    get_run_logger().info("Backup %s: notice %r %s", sid, notice.subject, outcome)
