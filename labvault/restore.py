@@ -16,6 +16,7 @@ byte and row as it was, and a restore killed at any point can simply be run agai
 from __future__ import annotations
 
 import enum
+import errno
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -29,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from labvault.archive_scan import ArchiveRefused, open_laid_out
-from labvault.errors import InvalidInputError, TransientError
+from labvault.errors import InvalidInputError, PermanentError, TransientError
 from labvault.manifest_schema import (
     MAX_VERSION_DOCUMENT_BYTES,
     FileEntry,
@@ -494,6 +495,9 @@ def _write(session: Session, staging: Staging, archive: _Entries, header: Manife
         if isinstance(exc, (ZipStructureError, ArchiveRefused)):
             raise InvalidInputError(f"archive {label} changed since it was verified: {exc}; "
                                     "nothing was restored") from None
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise PermanentError(f"archive {label}: the target files store is full ({exc.strerror}); free "
+                                 "some space and restore again; nothing was restored") from None
         if isinstance(exc, SQLAlchemyError):  # a value the target's columns cannot take
             reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
             raise InvalidInputError(f"archive {label}: the target database refused a row: {reason}; "
