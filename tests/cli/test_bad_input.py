@@ -186,7 +186,7 @@ def test_the_whole_stderr_is_one_error_line_and_nothing_changes(  # type: ignore
 
 READ_ONLY = [["backup", "list"], ["backup", "list", "--org", "org-1"], ["backup", "show", "bk-1"],
              ["backup", "estimate", "--org", "org-1"], ["backup", "verify", "bk-1"], ["backup", "retry", "bk-1"],
-             ["backup", "delete", "bk-1", "--as", ADMIN, "--yes"], CREATE]
+             ["backup", "delete", "bk-1", "--as", ADMIN, "--yes"], CREATE, ["expire"]]
 
 
 @pytest.mark.parametrize("args", READ_ONLY, ids=[" ".join(args[:2]) for args in READ_ONLY])
