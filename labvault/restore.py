@@ -412,14 +412,15 @@ def _check_room(files_storage: Storage, file_bytes: int, label: str) -> None:
 def restore_archive(open_source: Callable[[], BinaryIO], *, label: str, session: Session,
                     files_storage: Storage, organization_sid: str | None = None,
                     merge: MergePolicy | None = None, limits: ArchiveLimits | None = None,
-                    stale_after: timedelta = timedelta(hours=1)) -> RestoreReport:
+                    stale_after: timedelta = timedelta(hours=1),
+                    prepare_target: Callable[[], None] | None = None) -> RestoreReport:
     """Verify the archive, then restore its organization, records, versions and files. Commits.
 
     `open_source` is called once per pass (the archive is read twice: verify, then write).
-    Staging left by an earlier restore into this target is settled first (`recover_staging`).
+    Nothing touches the target before the archive is verified: then `prepare_target` runs (the
+    restore task creates the schema there, so a refused archive leaves no database behind) and
+    staging left by an earlier restore into this target is settled (`recover_staging`).
     """
-    recover_staging(session, files_storage, stale_after=stale_after)
-    session.commit()
     limits = limits or ArchiveLimits()
     with open_source() as source:
         verified = verify_archive(source, label=label, limits=limits)
@@ -429,6 +430,10 @@ def restore_archive(open_source: Callable[[], BinaryIO], *, label: str, session:
     if organization_sid is not None and organization_sid != organization:
         raise InvalidInputError(f"archive {label} holds organization {organization!r}, "
                                 f"not {organization_sid!r}; nothing was restored")
+    if prepare_target is not None:
+        prepare_target()
+    recover_staging(session, files_storage, stale_after=stale_after)
+    session.commit()
     with open_source() as source, tempfile.TemporaryDirectory(prefix="labvault-restore-") as folder:
         archive = _open_entries(source, label, limits)
         plan = _Plan(session, files_storage, organization, merge, Path(folder))

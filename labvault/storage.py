@@ -164,9 +164,18 @@ class FsspecStorage:
             ) from exc
 
     def check_writable(self) -> None:
-        """Write and remove a probe, so a bad destination is refused before any work."""
+        """Write and remove a probe, so a bad destination is refused before any work; folders
+        made for it are removed again, so a command refused later leaves no trace."""
+        made = []
+        if self._is_local:
+            folder = self.root
+            while not os.path.exists(folder):
+                made.append(folder)
+                folder = os.path.dirname(folder)
         pending = self.open_write(PROBE_KEY)
         pending.abort()
+        for folder in made:  # deepest first
+            os.rmdir(folder)
 
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self._path(key)))

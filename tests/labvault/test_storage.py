@@ -208,6 +208,12 @@ def test_the_write_check_leaves_nothing_behind(storage: FsspecStorage) -> None:
     assert storage.list_partials() == []
 
 
+def test_the_write_check_of_a_new_folder_leaves_no_folder(tmp_path: Path) -> None:
+    """A refused restore or backup must not leave the folders its pre-flight check made."""
+    FsspecStorage(str(tmp_path / "new" / "store")).check_writable()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_write_check_reaches_s3_and_refuses_a_missing_bucket(s3_endpoint: str) -> None:
     """Opening an upload sends nothing: the check must put an object for real."""
     store = S3Storage("s3://no-such-bucket-labvault/backups", setting="LABVAULT_BACKUPS_URL")
