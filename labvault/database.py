@@ -96,8 +96,10 @@ def create_sqlite_file(url: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         sqlite3.connect(path).close()
     except (OSError, sqlite3.Error) as exc:
-        raise InvalidInputError(f"cannot create the database file {str(path)!r}: "
-                                f"{getattr(exc, 'strerror', None) or exc}; point it at a writable folder") from exc
+        reason = ("a file stands where a folder is needed" if isinstance(exc, (FileExistsError, NotADirectoryError))
+                  else getattr(exc, "strerror", None) or str(exc))
+        raise InvalidInputError(f"cannot create the database file {str(path)!r}: {reason}; "
+                                "point LABVAULT_DATABASE_URL at a writable folder") from exc
 
 
 def check_connection(url: str, *, name: str) -> None:

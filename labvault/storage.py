@@ -194,6 +194,9 @@ class FsspecStorage:
             self.fs.rm(self._path(key))
         except FileNotFoundError:
             pass
+        except NotImplementedError as exc:
+            raise InvalidInputError(f"{self.setting} {self.url_root!r}: cannot delete there "
+                                    f"({_protocols(self.fs)[0]}:// stores are read-only)") from exc
 
     def move(self, source: str, target: str) -> None:
         """Put the object at `source` in place of `target` (a rename in a folder, a server-side

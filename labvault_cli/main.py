@@ -65,7 +65,7 @@ class OneLineUsageErrors(TyperGroup):
             raise SystemExit(fail(message[:1].lower() + message[1:] + where).exit_code) from None
         except click_exceptions.ClickException as exc:
             raise SystemExit(fail(exc.format_message()).exit_code) from None
-        except click_exceptions.Abort:
+        except typer.Abort:
             raise SystemExit(fail("aborted; nothing more was done").exit_code) from None
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -317,6 +317,7 @@ def backup_delete(
         with _sessions(settings)() as session:
             backup = deletion.check_delete(session, sid, requested_by)
             name = backup.name
+        backups_store(settings).check_writable()  # the archive can be removed there
         confirm(f"Delete backup {sid} ({name}) and its archive?", yes)
         run_flow(delete_backup, backup_sid=sid, requested_by=requested_by).result()
     if as_json:
@@ -335,6 +336,7 @@ def backup_retry(sid: SidArgument, as_json: JsonOption = False) -> None:
         with _sessions(settings)() as session:
             backup = backups.check_retry(session, sid)
             organization, requester = backup.organization_sid, backup.created_by or ""
+        backups_store(settings).check_writable()  # refused here, before the backup runs again
         with backup_progress_bar(settings.database_url, organization, requester,
                                  enabled=not as_json and sys.stderr.isatty()):
             state = run_flow(retry_backup, backup_sid=sid)

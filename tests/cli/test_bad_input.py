@@ -3,6 +3,7 @@ traceback, and changes nothing in the database or the stores."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -155,6 +156,9 @@ WHOLE_STDERR: list[tuple[list[str], dict[str, str], str]] = [
      '"http://127.0.0.1:9/bucket/a.zip"'),
     (["backup", "verify", "zip://a.txt::{tmp}/a.zip"], {},
      "error: archive 'zip://a.txt::{tmp}/a.zip' is a chain of URLs (::); give the zip's own path or URL"),
+    (["db", "upgrade"], {"LABVAULT_DATABASE_URL": "sqlite:///{tmp}/a-file/x.db"},
+     "error: cannot create the database file '{tmp}/a-file/x.db': a file stands where a folder is needed; "
+     "point LABVAULT_DATABASE_URL at a writable folder"),
     (["backup", "create"], {}, "error: missing option '--org' (see `labvault backup create --help`)"),
     (["backup", "create", "--org"], {}, "error: option '--org' requires an argument"),
     (["backup", "show"], {}, "error: missing argument 'sid' (see `labvault backup show --help`)"),
@@ -182,6 +186,29 @@ def test_the_whole_stderr_is_one_error_line_and_nothing_changes(  # type: ignore
     assert (result.exit_code, result.stderr) == (1, expected.format(**fill) + "\n")
     monkeypatch.undo()
     assert snapshot(sessions, tmp_path) == before
+
+
+def test_retry_and_delete_refuse_a_backups_store_they_cannot_write(  # type: ignore[no-untyped-def]
+        sessions, files, organization, settings, tmp_path, monkeypatch) -> None:
+    """Checked before the backup runs again or its row is touched, as `create` does."""
+    row, _ = next(iter(organization.files.values()))
+    files.delete(row.storage_key)
+    failed = labvault("backup", "create", "--org", organization.sid, "--name", "x", "--as", ADMIN, "--yes", "--json")
+    sid = json.loads(failed.stdout)["sid"]
+    with sessions() as session:
+        row_before = session.get(Backup, sid).__dict__.copy()
+    before = snapshot(sessions, tmp_path)
+    monkeypatch.setenv("LABVAULT_BACKUPS_URL", "http://127.0.0.1:9/backups")
+    for args in (["backup", "retry", sid], ["backup", "delete", sid, "--as", ADMIN, "--yes"]):
+        result = labvault(*args)
+        assert (result.exit_code, result.stderr) == (1, (
+            "error: LABVAULT_BACKUPS_URL 'http://127.0.0.1:9/backups': cannot write there (http:// stores "
+            "cannot be written); point it at a writable folder or bucket\n")), args
+    assert snapshot(sessions, tmp_path) == before
+    with sessions() as session:
+        after = session.get(Backup, sid).__dict__
+        assert {k: v for k, v in after.items() if not k.startswith("_")} == {
+            k: v for k, v in row_before.items() if not k.startswith("_")}
 
 
 READ_ONLY = [["backup", "list"], ["backup", "list", "--org", "org-1"], ["backup", "show", "bk-1"],

@@ -239,6 +239,14 @@ def test_the_write_check_refuses_an_s3_endpoint_nobody_answers(
         "and the credentials")
 
 
+def test_deleting_in_a_read_only_store_is_one_clear_error() -> None:
+    store = storage_for("http://127.0.0.1:9/backups", setting="LABVAULT_BACKUPS_URL")
+    with pytest.raises(InvalidInputError) as refused:
+        store.delete("org-1/bk-1.zip")
+    assert str(refused.value) == ("LABVAULT_BACKUPS_URL 'http://127.0.0.1:9/backups': cannot delete there "
+                                  "(http:// stores are read-only)")
+
+
 def test_a_read_only_store_is_refused_by_the_write_check() -> None:
     store = storage_for("http://127.0.0.1:9/backups", setting="LABVAULT_BACKUPS_URL")
     with pytest.raises(InvalidInputError) as refused:
