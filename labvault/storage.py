@@ -372,6 +372,13 @@ class S3Storage(FsspecStorage):
         self._boto_client: Any = None
         self._client_lock = threading.Lock()
 
+    def exists(self, key: str) -> bool:
+        try:
+            return super().exists(key)
+        except Exception as exc:  # botocore's errors, sorted as every store's are
+            raise TransientError(f"{self.setting} {self.url_root!r}: cannot reach it "
+                                 f"({_failure_reason(exc)})") from exc
+
     def open_stream(self, key: str) -> BinaryIO:
         """One GET whose body is read as it arrives. s3fs's file needs a HEAD first and passes
         every read through its event-loop thread: a backup reading 1 GB from S3 this way took

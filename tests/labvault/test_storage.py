@@ -247,6 +247,21 @@ def test_deleting_in_a_read_only_store_is_one_clear_error() -> None:
                                   "(http:// stores are read-only)")
 
 
+def test_asking_an_s3_endpoint_nobody_answers_is_one_clear_error(
+        s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `backup verify SID` asks first; it was botocore's traceback."""
+    from labvault.errors import TransientError
+    from tests.conftest import free_port
+
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    store = S3Storage("s3://bucket/backups", setting="LABVAULT_BACKUPS_URL")
+    with pytest.raises(TransientError) as failed:
+        store.exists("org-1/bk-1.zip")
+    assert str(failed.value) == ("LABVAULT_BACKUPS_URL 's3://bucket/backups': cannot reach it (Could not connect "
+                                 f'to the endpoint URL: "{endpoint}/bucket/backups/org-1/bk-1.zip")')
+
+
 def test_a_read_only_store_is_refused_by_the_write_check() -> None:
     store = storage_for("http://127.0.0.1:9/backups", setting="LABVAULT_BACKUPS_URL")
     with pytest.raises(InvalidInputError) as refused:
