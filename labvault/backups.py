@@ -24,12 +24,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from labvault import audit
 from labvault.archive import ArchiveWriter, SealedArchive
-from labvault.catalog import get_backup
+from labvault.catalog import get_backup, get_organization
 from labvault.errors import (
     ConflictError,
     InvalidInputError,
     MissingBlobError,
-    NotFoundError,
     PermanentError,
     PermissionDeniedError,
     TransientError,
@@ -92,8 +91,7 @@ def check_request(session: Session, request: BackupRequest) -> BackupRequest:
     name = _check_text("name", request.name, NAME_MAX_CHARS, required=True)
     description = _check_text("description", request.description, DESCRIPTION_MAX_CHARS,
                               required=False)
-    if session.get(Organization, request.organization_sid) is None:
-        raise NotFoundError(f"organization {request.organization_sid!r} does not exist")
+    get_organization(session, request.organization_sid)
     require_admin(session, request.organization_sid, request.requested_by)
     return BackupRequest(request.organization_sid, name, description, request.requested_by.strip())
 

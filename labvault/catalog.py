@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from labvault.errors import InvalidInputError, NotFoundError
-from labvault.models import Backup, BackupStatus, utcnow
+from labvault.models import Backup, BackupStatus, Organization, utcnow
 from labvault.safe_names import archive_key
 from labvault.storage import Storage
 
@@ -32,6 +32,14 @@ def parse_status_filter(value: str) -> BackupStatus | None:
     return STATUS_FILTERS[key]
 
 
+def get_organization(session: Session, sid: str) -> Organization:
+    """The organization, or the one refusal every door gives for an unknown sid."""
+    organization = session.get(Organization, sid)
+    if organization is None:
+        raise NotFoundError(f"organization {sid!r} does not exist")
+    return organization
+
+
 def get_backup(session: Session, sid: str) -> Backup:
     backup = session.get(Backup, sid)
     if backup is None or backup.date_deleted is not None:
@@ -39,9 +47,10 @@ def get_backup(session: Session, sid: str) -> Backup:
     return backup
 
 
-def _listing(*, search: str | None, status: BackupStatus | None,
+def _listing(session: Session, *, search: str | None, status: BackupStatus | None,
              organization_sid: str | None) -> Select[tuple[Backup]]:
-    """Backups not deleted; `search` matches sid, name or description, any case."""
+    """Backups not deleted; `search` matches sid, name or description, any case. An unknown
+    organization is refused (a mistyped sid would read as one with no backups)."""
     query = select(Backup).where(Backup.date_deleted.is_(None))
     if search is not None:
         keyword = search.strip().lower()
@@ -54,6 +63,7 @@ def _listing(*, search: str | None, status: BackupStatus | None,
     if status is not None:
         query = query.where(Backup.status == status)
     if organization_sid is not None:
+        get_organization(session, organization_sid)
         query = query.where(Backup.organization_sid == organization_sid)
     return query
 
@@ -65,7 +75,7 @@ def list_backups(session: Session, *, search: str | None = None,
                  status: BackupStatus | None = None,
                  organization_sid: str | None = None) -> list[Backup]:
     """Backups not deleted, newest first; `search` matches sid, name or description, any case."""
-    query = _listing(search=search, status=status, organization_sid=organization_sid)
+    query = _listing(session, search=search, status=status, organization_sid=organization_sid)
     return list(session.scalars(query.order_by(*NEWEST_FIRST)))
 
 
@@ -90,7 +100,7 @@ def page_of_backups(session: Session, organization_sid: str, *, search: str | No
     and creation date keeps a 10,000-backup organization fast). A page past the end is empty."""
     if page < 1 or not 1 <= per_page <= 200:
         raise InvalidInputError(f"page {page} of {per_page} backups is out of range")
-    query = _listing(search=search, status=status, organization_sid=organization_sid)
+    query = _listing(session, search=search, status=status, organization_sid=organization_sid)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     backups = session.scalars(query.order_by(*NEWEST_FIRST).limit(per_page)
                               .offset((page - 1) * per_page))
@@ -124,6 +134,14 @@ def download_link(backup: Backup, backups_storage: Storage, now: datetime | None
     if lifetime <= timedelta(0):
         return None
     return backups_storage.download_link(archive_key(backup.organization_sid, backup.sid), lifetime)
+
+
+def _charged(backup: Backup) -> float | None:
+    """What the backup was charged: only a Completed one was (until then the row holds the
+    estimate it started with, and a backup that failed costs nothing)."""
+    if backup.status is not BackupStatus.COMPLETED or backup.cost is None:
+        return None
+    return float(backup.cost) if isinstance(backup.cost, Decimal) else backup.cost
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -176,7 +194,7 @@ class BackupDetails:
             date_created=backup.date_created.isoformat(), date_expired=_iso(backup.date_expired),
             error=backup.error, organization_sid=backup.organization_sid,
             requested_by=backup.created_by,
-            cost=float(backup.cost) if isinstance(backup.cost, Decimal) else backup.cost,
+            cost=_charged(backup),
             date_completed=_iso(backup.date_completed), progress_done=backup.progress_done,
             progress_total=backup.progress_total, heartbeat_at=_iso(backup.heartbeat_at),
             flow_run_id=backup.flow_run_id, verified_at=_iso(backup.verified_at),

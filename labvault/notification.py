@@ -29,7 +29,8 @@ class BackupNotice:
 
 
 class Notifier(Protocol):
-    def send(self, notice: BackupNotice) -> None: ...
+    def send(self, notice: BackupNotice) -> str:
+        """Deliver the notice; return what became of it, for the log (`emailed to …`)."""
 
 
 def backup_notice(details: BackupDetails, to: list[str], public_url: str = "") -> BackupNotice:
@@ -70,9 +71,10 @@ class LogNotifier:
     def __init__(self, logger: logging.Logger | logging.LoggerAdapter) -> None:  # type: ignore[type-arg]
         self._logger = logger
 
-    def send(self, notice: BackupNotice) -> None:
-        self._logger.info("Notice to %s: %s\n%s", ", ".join(notice.to) or "nobody",
-                          notice.subject, notice.body)
+    def send(self, notice: BackupNotice) -> str:
+        self._logger.info("Notice for %s (not emailed: LABVAULT_SMTP_HOST is not set): %s\n%s",
+                          ", ".join(notice.to) or "nobody", notice.subject, notice.body)
+        return "logged only, not emailed (LABVAULT_SMTP_HOST is not set)"
 
 
 class SmtpNotifier:
@@ -81,9 +83,9 @@ class SmtpNotifier:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    def send(self, notice: BackupNotice) -> None:
+    def send(self, notice: BackupNotice) -> str:
         if not notice.to:
-            return
+            return "not emailed: it has no recipient"
         settings = self._settings
         message = EmailMessage()
         message["From"] = settings.smtp_from
@@ -103,6 +105,7 @@ class SmtpNotifier:
                 f"cannot send email via {settings.smtp_host}:{settings.smtp_port}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+        return f"emailed to {', '.join(notice.to)}"
 
 
 def notifier_for(settings: Settings, logger: logging.Logger | logging.LoggerAdapter) -> Notifier:  # type: ignore[type-arg]

@@ -14,8 +14,8 @@ from decimal import ROUND_CEILING, Decimal
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
-from labvault.errors import NotFoundError
-from labvault.models import File, Organization, Version
+from labvault.catalog import get_organization
+from labvault.models import File, Version
 from labvault.settings import Settings
 
 GB = Decimal(10**9)
@@ -107,8 +107,7 @@ def count_contents(session: Session, organization_sid: str, as_of: datetime | No
 def estimate_backup(session: Session, organization_sid: str, pricing: Pricing,
                     as_of: datetime | None = None) -> Estimate:
     """Estimate from counts and sums in the database: fast on millions of rows."""
-    if session.get(Organization, organization_sid) is None:
-        raise NotFoundError(f"organization {organization_sid!r} does not exist")
+    get_organization(session, organization_sid)
     contents = count_contents(session, organization_sid, as_of)
     size = contents.estimated_bytes
     return Estimate(

@@ -16,6 +16,7 @@ byte and row as it was, and a restore killed at any point can simply be run agai
 from __future__ import annotations
 
 import enum
+import errno
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -29,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from labvault.archive_scan import ArchiveRefused, open_laid_out
-from labvault.errors import InvalidInputError, TransientError
+from labvault.errors import InvalidInputError, PermanentError, TransientError
 from labvault.manifest_schema import (
     MAX_VERSION_DOCUMENT_BYTES,
     FileEntry,
@@ -411,14 +412,15 @@ def _check_room(files_storage: Storage, file_bytes: int, label: str) -> None:
 def restore_archive(open_source: Callable[[], BinaryIO], *, label: str, session: Session,
                     files_storage: Storage, organization_sid: str | None = None,
                     merge: MergePolicy | None = None, limits: ArchiveLimits | None = None,
-                    stale_after: timedelta = timedelta(hours=1)) -> RestoreReport:
+                    stale_after: timedelta = timedelta(hours=1),
+                    prepare_target: Callable[[], None] | None = None) -> RestoreReport:
     """Verify the archive, then restore its organization, records, versions and files. Commits.
 
     `open_source` is called once per pass (the archive is read twice: verify, then write).
-    Staging left by an earlier restore into this target is settled first (`recover_staging`).
+    Nothing touches the target before the archive is verified: then `prepare_target` runs (the
+    restore task creates the schema there, so a refused archive leaves no database behind) and
+    staging left by an earlier restore into this target is settled (`recover_staging`).
     """
-    recover_staging(session, files_storage, stale_after=stale_after)
-    session.commit()
     limits = limits or ArchiveLimits()
     with open_source() as source:
         verified = verify_archive(source, label=label, limits=limits)
@@ -428,6 +430,10 @@ def restore_archive(open_source: Callable[[], BinaryIO], *, label: str, session:
     if organization_sid is not None and organization_sid != organization:
         raise InvalidInputError(f"archive {label} holds organization {organization!r}, "
                                 f"not {organization_sid!r}; nothing was restored")
+    if prepare_target is not None:
+        prepare_target()
+    recover_staging(session, files_storage, stale_after=stale_after)
+    session.commit()
     with open_source() as source, tempfile.TemporaryDirectory(prefix="labvault-restore-") as folder:
         archive = _open_entries(source, label, limits)
         plan = _Plan(session, files_storage, organization, merge, Path(folder))
@@ -494,6 +500,9 @@ def _write(session: Session, staging: Staging, archive: _Entries, header: Manife
         if isinstance(exc, (ZipStructureError, ArchiveRefused)):
             raise InvalidInputError(f"archive {label} changed since it was verified: {exc}; "
                                     "nothing was restored") from None
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise PermanentError(f"archive {label}: the target files store is full ({exc.strerror}); free "
+                                 "some space and restore again; nothing was restored") from None
         if isinstance(exc, SQLAlchemyError):  # a value the target's columns cannot take
             reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
             raise InvalidInputError(f"archive {label}: the target database refused a row: {reason}; "

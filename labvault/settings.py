@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +20,11 @@ BLOCK_TYPES = {"s3_credentials_block": "aws-credentials",
                "smtp_credentials_block": "email-server-credentials",
                "database_password_block": "secret"}
 _BLOCK_NAME = re.compile(r"(?:(?P<type>[a-z0-9-]+)/)?(?P<name>[a-z0-9-]+)")
+
+# Ten years: a longer window is no window, and `now - window` must stay a date.
+MAX_STALE_AFTER_MINUTES = 10 * 366 * 24 * 60
+# Costs are stored as NUMERIC(12, 2): at this price 10 TB (LABVAULT_ARCHIVE_MAX_BYTES) still fits.
+MAX_PRICE_PER_GB = Decimal(10_000)
 
 
 class Settings(BaseSettings):
@@ -59,13 +65,16 @@ class Settings(BaseSettings):
                     "(10 TiB by default); an archive declaring more is refused unread.",
     )
     stale_after_minutes: int = Field(
-        60, ge=1, description="An In Progress backup with no progress for this long is reaped to Error."
+        60, ge=1, le=MAX_STALE_AFTER_MINUTES,
+        description="An In Progress backup with no progress for this long is reaped to Error.",
     )
     price_per_gb: Decimal = Field(
-        Decimal("0.10"), ge=0, description="One-off charge per GB (10^9 bytes) of backup created."
+        Decimal("0.10"), ge=0, le=MAX_PRICE_PER_GB,
+        description="One-off charge per GB (10^9 bytes) of backup created.",
     )
     storage_price_per_gb_month: Decimal = Field(
-        Decimal("0.02"), ge=0, description="Charge per GB and month while a backup is kept."
+        Decimal("0.02"), ge=0, le=MAX_PRICE_PER_GB,
+        description="Charge per GB and month while a backup is kept.",
     )
     currency: str = Field("USD", min_length=3, max_length=3, description="ISO 4217 code of prices.")
     notify_emails: Annotated[list[str], NoDecode] = Field(
@@ -127,9 +136,16 @@ class Settings(BaseSettings):
                              "trusted network)")
         return value.rstrip("/")
 
+    @field_validator("home")
+    @classmethod
+    def _home_is_a_folder(cls, value: Path) -> Path:
+        value = value.expanduser()
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{str(value)!r} is not a folder; point it at a folder (made if missing)")
+        return value
+
     @model_validator(mode="after")
     def _fill_defaults_under_home(self) -> "Settings":
-        self.home = self.home.expanduser()
         if not self.database_url:
             self.database_url = f"sqlite:///{self.home / 'labvault.db'}"
         if not self.files_url:
@@ -147,7 +163,28 @@ class Settings(BaseSettings):
         if self.database_password_block and credentials_in(self.database_url):
             raise ValueError("LABVAULT_DATABASE_URL carries a password and LABVAULT_DATABASE_PASSWORD_BLOCK "
                              "names one; leave the password out of the URL")
+        if _overlap(self.files_url, self.backups_url):
+            raise ValueError(
+                f"LABVAULT_BACKUPS_URL {self.backups_url!r} overlaps LABVAULT_FILES_URL "
+                f"{self.files_url!r}; expiry deletes partial archives in the backups store, so keep "
+                "the two stores apart (neither inside the other)")
         return self
+
+
+def _location(url: str) -> tuple[str, str]:
+    """A store URL as (protocol, path without trailing slash); a plain path is an absolute
+    local one."""
+    protocol, found, path = url.partition("://")
+    if not found or protocol == "file":
+        return "file", os.path.abspath(os.path.expanduser(path if found else url))
+    return {"s3a": "s3"}.get(protocol, protocol), path.rstrip("/")
+
+
+def _overlap(first: str, second: str) -> bool:
+    """Whether one store is the other or lies inside it."""
+    (protocol_a, a), (protocol_b, b) = _location(first), _location(second)
+    return protocol_a == protocol_b and (a == b or a.startswith(b.rstrip("/") + "/")
+                                         or b.startswith(a.rstrip("/") + "/"))
 
 
 def get_settings() -> Settings:
@@ -158,7 +195,7 @@ def get_settings() -> Settings:
         raise InvalidInputError(f"{exc}; fix that environment variable") from exc
     except ValidationError as exc:
         error = exc.errors()[0]
-        if not error["loc"]:  # a check across variables: its message names them
-            raise InvalidInputError(str(error.get("ctx", {}).get("error", error["msg"]))) from exc
-        variable = "LABVAULT_" + str(error["loc"][0]).upper()
-        raise InvalidInputError(f"{variable}: {error['msg']}; fix that environment variable") from exc
+        reason = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
+        if error["loc"]:
+            reason = f"LABVAULT_{str(error['loc'][0]).upper()}: {reason}"
+        raise InvalidInputError(f"{reason}; fix that environment variable") from exc

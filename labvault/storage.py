@@ -34,6 +34,8 @@ MiB = 1024 * 1024
 DEFAULT_PART_SIZE = 8 * MiB
 PARALLEL_PARTS = 4
 MAX_PARTS = 10_000  # S3's limit per multipart upload
+PROBE_KEY = ".labvault-write-probe"
+PROBE_TIMEOUT_SECONDS = 3
 
 
 class PendingWrite(Protocol):
@@ -154,16 +156,27 @@ class FsspecStorage:
         parts, a folder has no use for it."""
         try:
             return _RenamingPendingWrite(self.fs, self._path(key))
-        except OSError as exc:
+        except (OSError, NotImplementedError) as exc:
+            reason = (getattr(exc, "strerror", None) or str(exc)
+                      or f"{_protocols(self.fs)[0]}:// stores cannot be written")
             raise InvalidInputError(
-                f"{self.setting} {self.url_root!r}: cannot write there ({exc.strerror or exc}); "
+                f"{self.setting} {self.url_root!r}: cannot write there ({reason}); "
                 "point it at a writable folder or bucket"
             ) from exc
 
     def check_writable(self) -> None:
-        """Write and remove a probe, so a bad destination is refused before any work."""
-        pending = self.open_write(".labvault-write-probe")
+        """Write and remove a probe, so a bad destination is refused before any work; folders
+        made for it are removed again, so a command refused later leaves no trace."""
+        made = []
+        if self._is_local:
+            folder = self.root
+            while not os.path.exists(folder):
+                made.append(folder)
+                folder = os.path.dirname(folder)
+        pending = self.open_write(PROBE_KEY)
         pending.abort()
+        for folder in made:  # deepest first
+            os.rmdir(folder)
 
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self._path(key)))
@@ -182,6 +195,9 @@ class FsspecStorage:
             self.fs.rm(self._path(key))
         except FileNotFoundError:
             pass
+        except NotImplementedError as exc:
+            raise InvalidInputError(f"{self.setting} {self.url_root!r}: cannot delete there "
+                                    f"({_protocols(self.fs)[0]}:// stores are read-only)") from exc
 
     def move(self, source: str, target: str) -> None:
         """Put the object at `source` in place of `target` (a rename in a folder, a server-side
@@ -394,6 +410,13 @@ class S3Storage(FsspecStorage):
         self._boto_client: Any = None
         self._client_lock = threading.Lock()
 
+    def exists(self, key: str) -> bool:
+        try:
+            return super().exists(key)
+        except Exception as exc:  # botocore's errors, sorted as every store's are
+            raise TransientError(f"{self.setting} {self.url_root!r}: cannot reach it "
+                                 f"({_failure_reason(exc)})") from exc
+
     def open_stream(self, key: str) -> BinaryIO:
         """One GET whose body is read as it arrives. s3fs's file needs a HEAD first and passes
         every read through its event-loop thread: a backup reading 1 GB from S3 this way took
@@ -410,6 +433,26 @@ class S3Storage(FsspecStorage):
             if code in ("AccessDenied", "403"):
                 raise InvalidInputError(f"{where}: permission denied") from exc
             raise TransientError(f"{where}: {_failure_reason(exc)}") from exc
+
+    def check_writable(self) -> None:
+        """Put and delete a small probe object: opening an upload sends nothing, so an endpoint
+        that cannot be reached, a missing bucket or missing rights showed only once a backup
+        row existed. Short timeouts and two attempts refuse an unreachable endpoint in seconds."""
+        import boto3
+        from botocore.config import Config
+
+        client = boto3.client("s3", config=Config(
+            connect_timeout=PROBE_TIMEOUT_SECONDS, read_timeout=PROBE_TIMEOUT_SECONDS,
+            retries={"total_max_attempts": 2, "mode": "standard"}))
+        bucket, _, object_key = self._path(PROBE_KEY).partition("/")
+        try:
+            client.put_object(Bucket=bucket, Key=object_key, Body=b"labvault write probe")
+            client.delete_object(Bucket=bucket, Key=object_key)
+        except Exception as exc:  # botocore's errors: each one means this store cannot be used
+            raise InvalidInputError(
+                f"{self.setting} {self.url_root!r}: cannot write there ({_failure_reason(exc)}); "
+                "check the bucket, AWS_ENDPOINT_URL and the credentials"
+            ) from exc
 
     def open_write(self, key: str, expected_size: int | None = None) -> PendingWrite:
         bucket, _, object_key = self._path(key).partition("/")

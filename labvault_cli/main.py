@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from decimal import Decimal
@@ -21,6 +21,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
+from typer.core import TyperGroup
+
+try:  # typer 0.2x parses with its own copy of click, whose exceptions it does not re-export
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # older typer runs on click itself
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from labvault import backups, catalog, deletion
 from labvault.backups import BackupRequest
@@ -43,8 +49,33 @@ if os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"].lower() in ("false", "0", "no"
 # overran; 90 s unless the user chose (the CLI still waits for nothing when it starts sooner).
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
-app = typer.Typer(help="labvault: backups of lab-data platforms, run as Prefect flows.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+
+class OneLineUsageErrors(TyperGroup):
+    """Usage mistakes (a missing option, an unknown command, a value of the wrong type) end as
+    one `error:` line and exit code 1 like every other mistake, not click's usage box and 2.
+    Help asked for by giving no arguments stays help."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_exceptions.NoArgsIsHelpError as exc:  # the help is printed already
+            sys.exit(exc.exit_code)
+        except click_exceptions.UsageError as exc:
+            where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            message = exc.format_message().strip().rstrip(".")
+            raise SystemExit(fail(message[:1].lower() + message[1:] + where).exit_code) from None
+        except click_exceptions.ClickException as exc:
+            raise SystemExit(fail(exc.format_message()).exit_code) from None
+        except typer.Abort:
+            raise SystemExit(fail("aborted; nothing more was done").exit_code) from None
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(name="labvault", help="labvault: backups of lab-data platforms, run as Prefect flows.",
+                  cls=OneLineUsageErrors, no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="The labvault database schema.", no_args_is_help=True)
 backup_app = typer.Typer(help="Create, find, retry and delete backups.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -340,6 +371,7 @@ def backup_delete(
         with _sessions(settings)() as session:
             backup = deletion.check_delete(session, sid, requested_by)
             name = backup.name
+        _backups_store(settings).check_writable()  # the archive can be removed there
         confirm(f"Delete backup {sid} ({name}) and its archive?", yes)
         run_flow(delete_backup, backup_sid=sid, requested_by=requested_by).result()
     if as_json:
@@ -361,6 +393,7 @@ def backup_retry(
     with user_errors():
         with _sessions(settings)() as session:
             organization = backups.check_retry(session, sid, requested_by).organization_sid
+        _backups_store(settings).check_writable()  # refused here, before the backup runs again
         with backup_progress_bar(_database_url(settings), organization, requested_by.strip(),
                                  enabled=not as_json and sys.stderr.isatty()):
             state = run_flow(retry_backup, backup_sid=sid, requested_by=requested_by)

@@ -32,13 +32,29 @@ class CliConsoleFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         run = getattr(record, "task_run_id", None) or getattr(record, "flow_run_id", None)
-        if record.exc_info and isinstance(record.exc_info[1], LabvaultError):
+        if ((record.exc_info and isinstance(record.exc_info[1], LabvaultError))
+                or _names_a_labvault_failure(record.getMessage())):
             if run:
                 self._explained_runs.add(str(run))
             return False
         if run is None:  # Prefect's own services: the temporary server, the events worker
             return record.levelno >= logging.ERROR
         return record.levelno >= logging.WARNING and str(run) not in self._explained_runs
+
+
+_FAILED_WITH = re.compile(r"encountered an exception:? (\w+):")
+
+
+def _error_names(error: type[BaseException]) -> set[str]:
+    return {error.__name__}.union(*(_error_names(sub) for sub in error.__subclasses__()))
+
+
+def _names_a_labvault_failure(message: str) -> bool:
+    """A "Finished in state Failed(… encountered an exception NotFoundError: …)" line. A task
+    whose retry condition turns a permanent error down logs no traceback before it (Prefect
+    logs one only when retries run out), so this line is all there is to know the run by."""
+    found = _FAILED_WITH.search(message)
+    return found is not None and found.group(1) in _error_names(LabvaultError)
 
 
 def quiet_prefect_console() -> None:

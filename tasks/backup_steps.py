@@ -195,6 +195,5 @@ def notify(sid: str, to_admins: bool = False) -> None:
         details = BackupDetails.of(backup, context.backups_storage())
         recipients = backups.notice_recipients(session, backup, to_admins=to_admins)
     notice = backup_notice(details, [*recipients, *settings.notify_emails], settings.public_url)
-    context.notifier(get_run_logger()).send(notice)
-    get_run_logger().info("Backup %s: notice %r sent to %s", sid, notice.subject,
-                          ", ".join(notice.to))
+    outcome = context.notifier(get_run_logger()).send(notice)
+    get_run_logger().info("Backup %s: notice %r %s", sid, notice.subject, outcome)

@@ -42,13 +42,13 @@ def restore(source: str, to_database_url: str, to_files_url: str, organization_s
     with context.sessions()() as session:
         open_source, label = archive_opener(source, session, context.backups_storage())
     logger.info("Restoring %s into %s and %s", label, masked_url(target), masked_url(to_files_url))
-    upgrade_schema(target_url)
-    with session_factory(target_url)() as target_session:
+    with session_factory(target_url)() as target_session:  # connects on first use, after verifying
         settings = context.settings()
         report = restore_archive(open_source, label=label, session=target_session, files_storage=files,
                                  organization_sid=organization_sid, merge=merge,
                                  limits=ArchiveLimits.with_max_total(settings.archive_max_bytes),
-                                 stale_after=timedelta(minutes=settings.stale_after_minutes))
+                                 stale_after=timedelta(minutes=settings.stale_after_minutes),
+                                 prepare_target=lambda: upgrade_schema(target_url))
     logger.info("Restored %s: organization %s, %d versions, %d files (%d bytes), %d records, "
                 "%d skipped", label, report.organization_sid, report.versions, report.files,
                 report.bytes, report.records, report.skipped)

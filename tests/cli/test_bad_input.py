@@ -3,6 +3,11 @@ traceback, and changes nothing in the database or the stores."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -123,3 +128,121 @@ def test_a_mistake_is_one_line_and_changes_nothing(args, env, message, sessions,
 
 def test_the_catalogue_is_large() -> None:
     assert len(CATALOGUE) >= 40
+
+
+NO_S3 = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+         "AWS_DEFAULT_REGION": "us-east-1"}
+OVERLAP = ("error: LABVAULT_BACKUPS_URL '{backups}' overlaps LABVAULT_FILES_URL '{home}/files'; expiry deletes "
+           "partial archives in the backups store, so keep the two stores apart (neither inside the other); "
+           "fix that environment variable")
+
+# (command line, environment, the whole of stderr); {tmp} and {home} are the test's folders
+WHOLE_STDERR: list[tuple[list[str], dict[str, str], str]] = [
+    (["backup", "list", "--org", "nope"], {}, "error: organization 'nope' does not exist"),
+    (["backup", "list", "--org", "nope", "--json"], {}, "error: organization 'nope' does not exist"),
+    (["backup", "estimate", "--org", "org-1"], {"LABVAULT_PRICE_PER_GB": "1e30"},
+     "error: LABVAULT_PRICE_PER_GB: Input should be less than or equal to 10000; fix that environment variable"),
+    (["expire"], {"LABVAULT_STALE_AFTER_MINUTES": "99999999999"},
+     "error: LABVAULT_STALE_AFTER_MINUTES: Input should be less than or equal to 5270400; fix that "
+     "environment variable"),
+    (["backup", "list"], {"LABVAULT_HOME": "{tmp}/a-file"},
+     "error: LABVAULT_HOME: '{tmp}/a-file' is not a folder; point it at a folder (made if missing); fix that "
+     "environment variable"),
+    (["backup", "list"], {"LABVAULT_DATABASE_URL": "mysql://u@localhost/db"},
+     "error: LABVAULT_DATABASE_URL 'mysql://u@localhost/db': the driver for 'mysql' is not installed (No "
+     "module named 'MySQLdb'); install it or use e.g. sqlite:///path.db or postgresql+psycopg://user@host/database"),
+    (create(), {"LABVAULT_BACKUPS_URL": "http://127.0.0.1:9/backups"},
+     "error: LABVAULT_BACKUPS_URL 'http://127.0.0.1:9/backups': cannot write there (http:// stores cannot be "
+     "written); point it at a writable folder or bucket"),
+    (create(), {**NO_S3, "LABVAULT_BACKUPS_URL": "s3://bucket/backups"},
+     "error: LABVAULT_BACKUPS_URL 's3://bucket/backups': cannot write there (Could not connect to the endpoint "
+     'URL: "http://127.0.0.1:9/bucket/backups/.labvault-write-probe"); check the bucket, AWS_ENDPOINT_URL and '
+     "the credentials"),
+    (create(), {"LABVAULT_BACKUPS_URL": "{home}/files/backups"}, OVERLAP.replace("{backups}", "{home}/files/backups")),
+    (["expire"], {"LABVAULT_BACKUPS_URL": "{home}/files"}, OVERLAP.replace("{backups}", "{home}/files")),
+    (["backup", "verify", "file://{tmp}"], {}, "error: archive 'file://{tmp}' is a folder; give the URL of a zip"),
+    (["backup", "verify", "s3://bucket/a.zip"], NO_S3,
+     "error: cannot open archive 's3://bucket/a.zip': Could not connect to the endpoint URL: "
+     '"http://127.0.0.1:9/bucket/a.zip"'),
+    (["backup", "verify", "zip://a.txt::{tmp}/a.zip"], {},
+     "error: archive 'zip://a.txt::{tmp}/a.zip' is a chain of URLs (::); give the zip's own path or URL"),
+    (["db", "upgrade"], {"LABVAULT_DATABASE_URL": "sqlite:///{tmp}/a-file/x.db"},
+     "error: cannot create the database file '{tmp}/a-file/x.db': a file stands where a folder is needed; "
+     "point LABVAULT_DATABASE_URL at a writable folder"),
+    (["backup", "create"], {}, "error: missing option '--org' (see `labvault backup create --help`)"),
+    (["backup", "create", "--org"], {}, "error: option '--org' requires an argument"),
+    (["backup", "show"], {}, "error: missing argument 'sid' (see `labvault backup show --help`)"),
+    (["backup", "lst"], {}, "error: no such command 'lst'. Did you mean 'list'? (see `labvault backup --help`)"),
+    (["backup", "list", "--bogus"], {},
+     "error: no such option: --bogus (Possible options: --org) (see `labvault backup list --help`)"),
+    (["serve", "--limit", "0"], {},
+     "error: invalid value for '--limit': Input should be greater than or equal to 1 (see `labvault serve --help`)"),
+]
+
+
+@pytest.mark.parametrize(("args", "env", "expected"), WHOLE_STDERR,
+                         ids=[f"{i:02d}-{' '.join(c[0][:3])[:30]}" for i, c in enumerate(WHOLE_STDERR)])
+def test_the_whole_stderr_is_one_error_line_and_nothing_changes(  # type: ignore[no-untyped-def]
+        args, env, expected, sessions, two_organizations, settings, tmp_path, monkeypatch) -> None:
+    home = Path(settings.home)
+    (tmp_path / "a-file").write_text("not a folder")
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as archive:
+        archive.writestr("a.txt", "a")
+    before = snapshot(sessions, tmp_path)
+    fill = {"tmp": str(tmp_path), "home": str(home)}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(**fill))
+    result = labvault(*[arg.format(**fill) for arg in args])
+    assert (result.exit_code, result.stderr) == (1, expected.format(**fill) + "\n")
+    monkeypatch.undo()
+    assert snapshot(sessions, tmp_path) == before
+
+
+def test_retry_and_delete_refuse_a_backups_store_they_cannot_write(  # type: ignore[no-untyped-def]
+        sessions, files, organization, settings, tmp_path, monkeypatch) -> None:
+    """Checked before the backup runs again or its row is touched, as `create` does."""
+    row, _ = next(iter(organization.files.values()))
+    files.delete(row.storage_key)
+    failed = labvault("backup", "create", "--org", organization.sid, "--name", "x", "--as", ADMIN, "--yes", "--json")
+    sid = json.loads(failed.stdout)["sid"]
+    with sessions() as session:
+        row_before = session.get(Backup, sid).__dict__.copy()
+    before = snapshot(sessions, tmp_path)
+    monkeypatch.setenv("LABVAULT_BACKUPS_URL", "http://127.0.0.1:9/backups")
+    for args in (["backup", "retry", sid], ["backup", "delete", sid, "--as", ADMIN, "--yes"]):
+        result = labvault(*args)
+        assert (result.exit_code, result.stderr) == (1, (
+            "error: LABVAULT_BACKUPS_URL 'http://127.0.0.1:9/backups': cannot write there (http:// stores "
+            "cannot be written); point it at a writable folder or bucket\n")), args
+    assert snapshot(sessions, tmp_path) == before
+    with sessions() as session:
+        after = session.get(Backup, sid).__dict__
+        assert {k: v for k, v in after.items() if not k.startswith("_")} == {
+            k: v for k, v in row_before.items() if not k.startswith("_")}
+
+
+READ_ONLY = [["backup", "list"], ["backup", "list", "--org", "org-1"], ["backup", "show", "bk-1"],
+             ["backup", "estimate", "--org", "org-1"], ["backup", "verify", "bk-1"], ["backup", "retry", "bk-1"],
+             ["backup", "delete", "bk-1", "--as", ADMIN, "--yes"], CREATE, ["expire"]]
+
+
+@pytest.mark.parametrize("args", READ_ONLY, ids=[" ".join(args[:2]) for args in READ_ONLY])
+def test_a_fresh_home_is_left_empty_by_commands_that_find_no_database(args, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Reading created an empty SQLite file (and its folder) where none was."""
+    for name in [name for name in os.environ if name.startswith("LABVAULT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("LABVAULT_HOME", str(tmp_path / "home"))
+    result = labvault(*args)
+    assert (result.exit_code, result.stderr) == (1, (
+        f"error: database '{tmp_path}/home/labvault.db' does not exist; run `labvault db upgrade` to create "
+        "it, or point LABVAULT_DATABASE_URL at an existing database\n"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_usage_mistake_is_one_line_in_a_real_process(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The console script as a shell runs it: no usage box, exit 1, stdout empty."""
+    labvault_bin = Path(sys.executable).with_name("labvault")
+    result = subprocess.run([str(labvault_bin), "backup", "create", "--org", "org-1"], capture_output=True,
+                            text=True, env={**os.environ, "LABVAULT_HOME": str(tmp_path)}, timeout=120)
+    assert (result.returncode, result.stderr, result.stdout) == (
+        1, "error: missing option '--name' (see `labvault backup create --help`)\n", "")

@@ -95,6 +95,20 @@ def test_the_cost_is_stored_and_shown(sessions, organization) -> None:  # type: 
         assert label in shown.stdout
 
 
+def test_a_backup_that_failed_shows_no_cost(sessions, files, organization) -> None:  # type: ignore[no-untyped-def]
+    """Nothing is charged for an Error backup: the estimate it started with is not its cost."""
+    row, _ = next(iter(organization.files.values()))
+    files.delete(row.storage_key)
+    failed = labvault("backup", "create", "--org", organization.sid, "--name", "x",
+                      "--as", organization.admin_email, "--yes", "--json")
+    details = json.loads(failed.stdout)
+    assert (details["status"], details["cost"]) == ("Error", None)
+    shown = labvault("backup", "show", details["sid"])
+    [cost_line] = [line for line in shown.stdout.splitlines() if line.startswith("cost")]
+    assert cost_line.split() == ["cost", "—"]
+    assert json.loads(labvault("backup", "list", "--json").stdout)[0]["cost"] is None
+
+
 def test_list_searches_and_filters(sessions, files, organization) -> None:  # type: ignore[no-untyped-def]
     done = create(organization)
     with sessions() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -155,8 +156,7 @@ def test_an_archive_that_fails_verification_is_one_line_and_restores_nothing(org
     result = labvault("restore", str(damaged), "--to-database", target_db, "--to-files", str(tmp_path / "files"))
     assert result.exit_code == 1
     assert result.stderr == f"error: archive {damaged} failed verification: {problem}; nothing was restored\n"
-    with session_factory(target_db)() as session:
-        assert session.scalar(select(func.count()).select_from(Version)) == 0
+    assert not (tmp_path / "restored.db").exists() and not (tmp_path / "files").exists()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -170,3 +170,39 @@ def test_a_refused_restore_in_a_real_process_prints_one_line_and_nothing_else(or
     again = subprocess.run([str(labvault_bin), "restore", sid, *target], capture_output=True, text=True,
                            env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}, timeout=300)
     assert (again.returncode, again.stderr, again.stdout) == (1, ALREADY_HOLDS, "")
+
+
+def target_state(database_url: str, files: Path) -> tuple:  # type: ignore[type-arg]
+    """Every row a restore writes and every byte of the files store, to compare before/after."""
+    with session_factory(database_url)() as session:
+        rows = (sorted((v.sid, v.number, json.dumps(v.data, sort_keys=True)) for v in session.scalars(select(Version))),
+                sorted((f.uid, f.name, f.size, f.storage_key) for f in session.scalars(select(File))))
+    blobs = sorted((str(p.relative_to(files)), p.read_bytes()) for p in files.rglob("*") if p.is_file())
+    return rows, blobs
+
+
+def test_a_full_disk_while_restoring_is_one_line_and_leaves_the_target_as_it_was(  # type: ignore[no-untyped-def]
+        organization, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A disk that fills while the blobs are written (the free-space check passed: another
+    writer took the room) raises ENOSPC from a write; simulated on the target store's writes."""
+    from labvault import storage
+
+    sid = create(organization)["sid"]
+    target_db, target_files = f"sqlite:///{tmp_path / 'restored.db'}", tmp_path / "restored-files"
+    target = ["--to-database", target_db, "--to-files", str(target_files)]
+    assert labvault("restore", sid, *target).exit_code == 0
+    before = target_state(target_db, target_files)
+
+    real_write = storage._RenamingPendingWrite.write
+
+    def write_to_a_full_disk(self, data):  # type: ignore[no-untyped-def]
+        if self._partial.startswith(f"{target_files}/.restore/") and "/blobs/" in self._partial:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(self, data)
+
+    monkeypatch.setattr(storage._RenamingPendingWrite, "write", write_to_a_full_disk)
+    result = labvault("restore", sid, *target, "--merge", "overwrite")
+    assert result.exit_code == 1
+    assert result.stderr == (f"error: archive backup {sid}: the target files store is full (No space left "
+                             "on device); free some space and restore again; nothing was restored\n")
+    assert target_state(target_db, target_files) == before  # staging gone, every old byte and row kept

@@ -128,3 +128,26 @@ def test_each_progress_artifact_of_a_completed_run_ends_at_100_percent(sessions,
     assert state.is_completed(), state.message
     sid = backup_of(sessions, state).sid
     assert progress_artifacts(state) == {f"{sid}-files": 100.0, f"{sid}-versions": 100.0}
+
+
+def notify_lines(caplog: pytest.LogCaptureFixture, sid: str) -> list[str]:
+    return [record.getMessage() for record in caplog.records
+            if record.getMessage().startswith(f"Backup {sid}: notice ")]
+
+
+def test_without_smtp_the_notify_log_says_the_notice_was_only_logged(sessions, organization, caplog) -> None:  # type: ignore[no-untyped-def]
+    with caplog.at_level("INFO"):
+        state = run(organization)
+    sid = backup_of(sessions, state).sid
+    assert notify_lines(caplog, sid) == [
+        f"Backup {sid}: notice \"[labvault] Backup 'Weekly' Completed\" logged only, not emailed "
+        "(LABVAULT_SMTP_HOST is not set)"]
+
+
+def test_with_smtp_the_notify_log_names_whom_it_emailed(sessions, organization, smtp_server, caplog) -> None:  # type: ignore[no-untyped-def]
+    with caplog.at_level("INFO"):
+        state = run(organization)
+    sid = backup_of(sessions, state).sid
+    assert notify_lines(caplog, sid) == [
+        f"Backup {sid}: notice \"[labvault] Backup 'Weekly' Completed\" emailed to {organization.admin_email}"]
+    assert [recipients for recipients, _ in smtp_server.messages] == [[organization.admin_email]]

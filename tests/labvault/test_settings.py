@@ -47,7 +47,7 @@ def test_a_block_name_that_cannot_be_one_names_the_variable_and_the_spelling(
     with pytest.raises(InvalidInputError) as refused:
         get_settings()
     assert str(refused.value) == (
-        f"{variable}: Value error, {given!r} does not name a block of type {block_type}; give `name` or "
+        f"{variable}: {given!r} does not name a block of type {block_type}; give `name` or "
         f"`{block_type}/name` (lowercase letters, digits and dashes); fix that environment variable")
 
 
@@ -66,4 +66,63 @@ def test_a_block_and_a_variable_giving_the_same_secret_are_refused(
         monkeypatch.setenv(name, value)
     with pytest.raises(InvalidInputError) as refused:
         get_settings()
-    assert str(refused.value) == error
+    assert str(refused.value) == f"{error}; fix that environment variable"
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("LABVAULT_PRICE_PER_GB", "1e30", "LABVAULT_PRICE_PER_GB: Input should be less than or equal to 10000"),
+    ("LABVAULT_STORAGE_PRICE_PER_GB_MONTH", "1e30",
+     "LABVAULT_STORAGE_PRICE_PER_GB_MONTH: Input should be less than or equal to 10000"),
+    ("LABVAULT_STALE_AFTER_MINUTES", "99999999999",
+     "LABVAULT_STALE_AFTER_MINUTES: Input should be less than or equal to 5270400"),
+])
+def test_a_value_too_large_to_compute_with_is_refused(variable: str, value: str, message: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(InvalidInputError) as refused:
+        get_settings()
+    assert str(refused.value) == f"{message}; fix that environment variable"
+
+
+def test_a_home_that_is_a_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "home").write_text("not a folder")
+    monkeypatch.setenv("LABVAULT_HOME", str(tmp_path / "home"))
+    with pytest.raises(InvalidInputError) as refused:
+        get_settings()
+    assert str(refused.value) == (f"LABVAULT_HOME: '{tmp_path / 'home'}' is not a folder; point it at a "
+                                  "folder (made if missing); fix that environment variable")
+
+
+@pytest.mark.parametrize(("files", "backups"), [
+    ("{home}/files", "{home}/files"),
+    ("{home}/files", "{home}/files/backups"),
+    ("{home}/files", "file://{home}/files/backups/"),
+    ("{home}/store/files", "{home}/store"),
+    ("s3://bucket/data", "s3://bucket/data/"),
+    ("s3://bucket/data", "s3a://bucket/data/backups"),
+])
+def test_stores_that_overlap_are_refused(files: str, backups: str, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Expiry removes `*.partial` objects of the backups store: inside the files store it deleted
+    an uploaded file whose name ended in `.partial`."""
+    files, backups = files.format(home=tmp_path), backups.format(home=tmp_path)
+    monkeypatch.setenv("LABVAULT_FILES_URL", files)
+    monkeypatch.setenv("LABVAULT_BACKUPS_URL", backups)
+    with pytest.raises(InvalidInputError) as refused:
+        get_settings()
+    assert str(refused.value) == (
+        f"LABVAULT_BACKUPS_URL {backups!r} overlaps LABVAULT_FILES_URL {files!r}; expiry deletes partial "
+        "archives in the backups store, so keep the two stores apart (neither inside the other); "
+        "fix that environment variable")
+
+
+@pytest.mark.parametrize(("files", "backups"), [
+    ("{home}/files", "{home}/files-backups"),
+    ("s3://bucket/data", "s3://bucket/data-backups"),
+    ("s3://bucket/data", "{home}/bucket/data"),
+])
+def test_stores_side_by_side_are_accepted(files: str, backups: str, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABVAULT_FILES_URL", files.format(home=tmp_path))
+    monkeypatch.setenv("LABVAULT_BACKUPS_URL", backups.format(home=tmp_path))
+    assert get_settings().backups_url == backups.format(home=tmp_path)

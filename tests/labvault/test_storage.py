@@ -201,3 +201,72 @@ def test_an_s3_upload_expected_to_be_large_uses_larger_parts(s3_bucket: str) -> 
             assert source.read() == data
         etag = boto3.client("s3").head_object(Bucket=s3_bucket, Key=f"backups/org/{key}")["ETag"]
         assert etag.strip('"').endswith(f"-{parts}")  # a multipart ETag ends with its part count
+
+
+def test_the_write_check_leaves_nothing_behind(storage: FsspecStorage) -> None:
+    storage.check_writable()
+    assert storage.list() == []
+    assert storage.list_partials() == []
+
+
+def test_the_write_check_of_a_new_folder_leaves_no_folder(tmp_path: Path) -> None:
+    """A refused restore or backup must not leave the folders its pre-flight check made."""
+    FsspecStorage(str(tmp_path / "new" / "store")).check_writable()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_write_check_reaches_s3_and_refuses_a_missing_bucket(s3_endpoint: str) -> None:
+    """Opening an upload sends nothing: the check must put an object for real."""
+    store = S3Storage("s3://no-such-bucket-labvault/backups", setting="LABVAULT_BACKUPS_URL")
+    with pytest.raises(InvalidInputError) as refused:
+        store.check_writable()
+    assert str(refused.value) == (
+        "LABVAULT_BACKUPS_URL 's3://no-such-bucket-labvault/backups': cannot write there (The specified "
+        "bucket does not exist); check the bucket, AWS_ENDPOINT_URL and the credentials")
+
+
+def test_the_write_check_refuses_an_s3_endpoint_nobody_answers(
+        s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import free_port
+
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    store = S3Storage("s3://bucket/backups", setting="LABVAULT_BACKUPS_URL")
+    with pytest.raises(InvalidInputError) as refused:
+        store.check_writable()
+    assert str(refused.value) == (
+        f"LABVAULT_BACKUPS_URL 's3://bucket/backups': cannot write there (Could not connect to the endpoint "
+        f'URL: "{endpoint}/bucket/backups/.labvault-write-probe"); check the bucket, AWS_ENDPOINT_URL '
+        "and the credentials")
+
+
+def test_deleting_in_a_read_only_store_is_one_clear_error() -> None:
+    store = storage_for("http://127.0.0.1:9/backups", setting="LABVAULT_BACKUPS_URL")
+    with pytest.raises(InvalidInputError) as refused:
+        store.delete("org-1/bk-1.zip")
+    assert str(refused.value) == ("LABVAULT_BACKUPS_URL 'http://127.0.0.1:9/backups': cannot delete there "
+                                  "(http:// stores are read-only)")
+
+
+def test_asking_an_s3_endpoint_nobody_answers_is_one_clear_error(
+        s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `backup verify SID` asks first; it was botocore's traceback."""
+    from labvault.errors import TransientError
+    from tests.conftest import free_port
+
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    store = S3Storage("s3://bucket/backups", setting="LABVAULT_BACKUPS_URL")
+    with pytest.raises(TransientError) as failed:
+        store.exists("org-1/bk-1.zip")
+    assert str(failed.value) == ("LABVAULT_BACKUPS_URL 's3://bucket/backups': cannot reach it (Could not connect "
+                                 f'to the endpoint URL: "{endpoint}/bucket/backups/org-1/bk-1.zip")')
+
+
+def test_a_read_only_store_is_refused_by_the_write_check() -> None:
+    store = storage_for("http://127.0.0.1:9/backups", setting="LABVAULT_BACKUPS_URL")
+    with pytest.raises(InvalidInputError) as refused:
+        store.check_writable()
+    assert str(refused.value) == (
+        "LABVAULT_BACKUPS_URL 'http://127.0.0.1:9/backups': cannot write there (http:// stores cannot be "
+        "written); point it at a writable folder or bucket")
