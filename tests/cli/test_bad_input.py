@@ -85,7 +85,7 @@ CATALOGUE: list[tuple[list[str], dict[str, str], str]] = [
      "error: LABVAULT_DATABASE_PASSWORD_BLOCK 'no-such-password': no Prefect secret block has that name; "
      "create it with `prefect block create secret` (or on the Blocks page of the Prefect UI)"),
     (["backup", "list"], {"LABVAULT_SMTP_CREDENTIALS_BLOCK": "Mail Server"},
-     "error: LABVAULT_SMTP_CREDENTIALS_BLOCK: Value error, 'Mail Server' does not name a block of type "
+     "error: LABVAULT_SMTP_CREDENTIALS_BLOCK: 'Mail Server' does not name a block of type "
      "email-server-credentials; give `name` or `email-server-credentials/name` (lowercase letters, digits "
      "and dashes); fix that environment variable"),
     (["backup", "verify", "/nonexistent/archive.zip"], {}, "archive '/nonexistent/archive.zip' does not exist"),
