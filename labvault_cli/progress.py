@@ -55,14 +55,17 @@ def backup_progress_bar(database_url: str, organization_sid: str, requested_by: 
                         transient=True)
     task = progress.add_task("starting backup", total=None)
 
+    def show() -> None:
+        with sessions() as session:
+            backup = catalog.newest_started_since(session, organization_sid, requested_by, since)
+            if backup is not None:
+                progress.update(task, description=f"backup {backup.sid}",
+                                completed=backup.progress_done or 0,
+                                total=backup.progress_total or None)
+
     def watch() -> None:
         while not stop.wait(POLL_SECONDS):
-            with sessions() as session:
-                backup = catalog.newest_started_since(session, organization_sid, requested_by, since)
-                if backup is not None:
-                    progress.update(task, description=f"backup {backup.sid}",
-                                    completed=backup.progress_done or 0,
-                                    total=backup.progress_total or None)
+            show()
 
     watcher = threading.Thread(target=watch, name="labvault-progress", daemon=True)
     with progress, _log_consoles_redirected(progress.console):
@@ -72,3 +75,5 @@ def backup_progress_bar(database_url: str, organization_sid: str, requested_by: 
         finally:
             stop.set()
             watcher.join()
+            show()  # where the backup ended, not where the last poll found it
+            progress.refresh()

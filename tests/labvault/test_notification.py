@@ -111,7 +111,7 @@ def test_with_smtp_ssl_the_notice_goes_over_tls_from_the_first_byte(tmp_path: Pa
         monkeypatch.setenv("LABVAULT_SMTP_HOST", "127.0.0.1")
         monkeypatch.setenv("LABVAULT_SMTP_PORT", str(port))
         monkeypatch.setenv("LABVAULT_SMTP_SSL", "true")
-        SmtpNotifier(get_settings()).send(backup_notice(COMPLETED))
+        SmtpNotifier(get_settings()).send(backup_notice(COMPLETED, ["admin@org-1.example"]))
     finally:
         controller.stop()
     [(recipients, message)] = mailbox.messages
@@ -125,4 +125,4 @@ def test_smtp_ssl_and_starttls_together_are_refused(monkeypatch: pytest.MonkeyPa
     with pytest.raises(InvalidInputError) as refused:
         get_settings()
     assert str(refused.value) == ("LABVAULT_SMTP_SSL and LABVAULT_SMTP_STARTTLS are both set; keep the one "
-                                  "your server speaks")
+                                  "your server speaks; fix that environment variable")

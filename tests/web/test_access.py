@@ -152,3 +152,30 @@ def test_after_sign_in_only_paths_of_this_site_are_followed(browser, sessions, o
     done = browser.post("/sign-in/link", data={"token": token, "csrf": csrf_of(confirm.text),
                                                "next": "//evil.example/"})
     assert done.headers["location"] == "/backups"
+
+
+def test_sign_in_requests_are_limited_per_client(smtp_server, browser, sessions, organization) -> None:  # type: ignore[no-untyped-def]
+    """Ten requests from one client in 15 minutes, whatever the addresses; the answer stays the same."""
+    form = browser.get("/sign-in")
+    answers = {browser.post("/sign-in", data={"email": f"guess{number}@example.org",
+                                             "csrf": csrf_of(form.text)}).text for number in range(10)}
+    over = browser.post("/sign-in", data={"email": organization.admin_email, "csrf": csrf_of(form.text)})
+    assert over.status_code == 200 and answers == {over.text}
+    assert smtp_server.messages == []
+
+
+def test_behind_https_the_session_cookie_is_secure(monkeypatch, browser, sessions, organization) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from labvault.settings import get_settings
+    from labvault_web.app import create_app
+
+    monkeypatch.setenv("LABVAULT_PUBLIC_URL", "https://backups.example.org")
+    with TestClient(create_app(get_settings()), base_url="https://backups.example.org",
+                    follow_redirects=False) as secure_browser:
+        with sessions() as session:
+            [(_, token)] = sign_in.issue_links(session, organization.admin_email)
+        confirm = secure_browser.get("/sign-in/link", params={"token": token})
+        done = secure_browser.post("/sign-in/link", data={"token": token, "csrf": csrf_of(confirm.text)})
+    cookie = done.headers["set-cookie"].lower()
+    assert "; secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie

@@ -115,6 +115,14 @@ def test_a_lab_admin_manages_backups_in_the_browser(web_server: str, smtp_server
             assert verified.returncode == 0, verified.stderr
             assert "every entry matches the manifest" in verified.stdout
 
+            # an interrupted download resumes where it stopped (curl -C -)
+            cookie = "; ".join(f"{c['name']}={c['value']}" for c in page.context.cookies())
+            resumed = tmp_path / "resumed.zip"
+            resumed.write_bytes(archive.read_bytes()[:1000])
+            subprocess.run(["curl", "-sf", "-C", "-", "-o", str(resumed), "-H", f"Cookie: {cookie}",
+                            f"{web_server}/backups/{first_sid}/download"], check=True, timeout=60)
+            assert resumed.read_bytes() == archive.read_bytes()
+
             # a second backup, then 4. search and clear, and each filter
             page.goto(f"{web_server}/backups/new")
             page.fill("#name", "Nightly")
