@@ -209,7 +209,7 @@ def test_retry_and_delete_refuse_a_backups_store_they_cannot_write(  # type: ign
         row_before = session.get(Backup, sid).__dict__.copy()
     before = snapshot(sessions, tmp_path)
     monkeypatch.setenv("LABVAULT_BACKUPS_URL", "http://127.0.0.1:9/backups")
-    for args in (["backup", "retry", sid], ["backup", "delete", sid, "--as", ADMIN, "--yes"]):
+    for args in (["backup", "retry", sid, "--as", ADMIN], ["backup", "delete", sid, "--as", ADMIN, "--yes"]):
         result = labvault(*args)
         assert (result.exit_code, result.stderr) == (1, (
             "error: LABVAULT_BACKUPS_URL 'http://127.0.0.1:9/backups': cannot write there (http:// stores "
@@ -222,7 +222,7 @@ def test_retry_and_delete_refuse_a_backups_store_they_cannot_write(  # type: ign
 
 
 READ_ONLY = [["backup", "list"], ["backup", "list", "--org", "org-1"], ["backup", "show", "bk-1"],
-             ["backup", "estimate", "--org", "org-1"], ["backup", "verify", "bk-1"], ["backup", "retry", "bk-1"],
+             ["backup", "estimate", "--org", "org-1"], ["backup", "verify", "bk-1"], ["backup", "retry", "bk-1", "--as", ADMIN],
              ["backup", "delete", "bk-1", "--as", ADMIN, "--yes"], CREATE, ["expire"]]
 
 
