@@ -438,10 +438,9 @@ class S3Storage(FsspecStorage):
         """Put and delete a small probe object: opening an upload sends nothing, so an endpoint
         that cannot be reached, a missing bucket or missing rights showed only once a backup
         row existed. Short timeouts and two attempts refuse an unreachable endpoint in seconds."""
-        import boto3
         from botocore.config import Config
 
-        client = boto3.client("s3", config=Config(
+        client = self._new_client(config=Config(
             connect_timeout=PROBE_TIMEOUT_SECONDS, read_timeout=PROBE_TIMEOUT_SECONDS,
             retries={"total_max_attempts": 2, "mode": "standard"}))
         bucket, _, object_key = self._path(PROBE_KEY).partition("/")
@@ -480,10 +479,16 @@ class S3Storage(FsspecStorage):
         """A boto3 client with the same credentials as s3fs's; made once."""
         with self._client_lock:  # copies open objects from several threads at once
             if self._boto_client is None:
-                import boto3  # 10 MB and 0.3 s to import: only S3 stores pay for it
-
-                self._boto_client = boto3.client("s3", **self._boto3_options)
+                self._boto_client = self._new_client()
             return self._boto_client
+
+    def _new_client(self, **options: Any) -> Any:
+        """A client of a session of its own, as s3fs's is: boto3's default session keeps the
+        credentials it first found for the life of the process, so a worker or web process would
+        keep signing with keys the environment (or a block) has since replaced."""
+        import boto3  # 10 MB and 0.3 s to import: only S3 stores pay for it
+
+        return boto3.session.Session().client("s3", **self._boto3_options, **options)
 
     def list_partials(self) -> list[PartialWrite]:
         prefix = self.root.partition("/")[2]

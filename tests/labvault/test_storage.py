@@ -274,3 +274,29 @@ def test_a_read_only_store_is_refused_by_the_write_check() -> None:
     assert str(refused.value) == (
         "LABVAULT_BACKUPS_URL 'http://127.0.0.1:9/backups': cannot write there (http:// stores cannot be "
         "written); point it at a writable folder or bucket")
+
+
+def test_a_new_s3_store_signs_with_the_keys_the_environment_has_now(s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3's default session keeps the keys it first found for the life of the process: a test
+    that ran the CLI with other keys made every later upload to SeaweedFS (which checks
+    signatures; moto does not) fail. Each store's clients have a session of their own."""
+    import os
+
+    import boto3
+
+    good = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+    try:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "stale-key")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "stale-secret")
+        boto3.DEFAULT_SESSION = None
+        boto3.client("s3")  # the default session now holds the stale keys
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", good[0])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", good[1])
+        store = S3Storage(f"s3://{s3_bucket}/now", setting="test")
+        pending = store.open_write("org/a.zip")
+        pending.write(b"signed with today's keys")
+        pending.commit()
+        store.check_writable()
+        assert store.list() == ["org/a.zip"]
+    finally:
+        boto3.DEFAULT_SESSION = None
