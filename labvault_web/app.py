@@ -266,6 +266,10 @@ def create_app(settings: Settings, *, flow_runs: FlowRuns | None = None) -> Fast
         admin = signed_in_admin(request)
         return page(request, "fields.html", **_detail_context(admin, sid))
 
+    def to_detail(sid: str, notice: str) -> Response:
+        """Back to the backup's page, saying how the action went."""
+        return RedirectResponse(f"/backups/{quote(sid)}?" + urlencode({"notice": notice}), status_code=303)
+
     @app.get("/backups/{sid}/delete")
     def confirm_delete(request: Request, sid: str) -> HTMLResponse:
         admin = signed_in_admin(request)
@@ -281,10 +285,10 @@ def create_app(settings: Settings, *, flow_runs: FlowRuns | None = None) -> Fast
             with sessions() as session:
                 name = deletion.check_delete(session, backup_of(admin, sid, session).sid, admin.email).name
             runs.delete(sid, admin.email)
-        except (InvalidInputError, LabvaultError) as exc:
-            if isinstance(exc, (NotFoundError, PermissionDeniedError)):
-                raise
-            return RedirectResponse(f"/backups/{quote(sid)}?" + urlencode({"notice": str(exc)}), status_code=303)
+        except (NotFoundError, PermissionDeniedError):
+            raise  # 404 and 403 pages
+        except LabvaultError as exc:
+            return to_detail(sid, str(exc))
         return RedirectResponse("/backups?" + urlencode({"notice": f"Backup {sid} ({name}) deleted."}),
                                 status_code=303)
 
@@ -298,11 +302,10 @@ def create_app(settings: Settings, *, flow_runs: FlowRuns | None = None) -> Fast
                 backups.check_none_running(session, admin.organization_sid, but=sid)
             runs.retry(sid, admin.email)
         except (NotFoundError, PermissionDeniedError):
-            raise
+            raise  # 404 and 403 pages
         except LabvaultError as exc:
-            return RedirectResponse(f"/backups/{quote(sid)}?" + urlencode({"notice": str(exc)}), status_code=303)
-        return RedirectResponse(f"/backups/{quote(sid)}?" + urlencode({"notice": "Retry started."}),
-                                status_code=303)
+            return to_detail(sid, str(exc))
+        return to_detail(sid, "Retry started.")
 
     @app.get("/backups/{sid}/download")
     def download(request: Request, sid: str) -> Response:
