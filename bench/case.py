@@ -45,7 +45,8 @@ def labvault_backup(database_url: str, files_url: str, backups_url: str, organiz
         backups.finish_backup(session, sid, sealed, run_id=None, file_path=archives.url(sealed.key),
                               pricing=Pricing.of(get_settings()))
     archives.delete(sealed.key)
-    return {"bytes": sealed.size, "versions": versions, "snapshot_seconds": snapshot_seconds}
+    return {"bytes": sealed.size, "versions": versions, "files": sealed.files,
+            "snapshot_seconds": snapshot_seconds}
 
 
 def versions_archive(database_url: str, organization: str, storage: Any) -> tuple[str, int, float]:
@@ -170,8 +171,36 @@ def boto3_upload(path: str, bucket: str) -> dict[str, Any]:
     return {"bytes": os.path.getsize(path)}
 
 
+def get_object_loop(bucket: str, prefix: str, concurrency: int) -> dict[str, Any]:
+    """The peer for reading many objects: every object under `prefix` fetched whole with
+    `get_object` by `concurrency` threads, as many requests in flight as labvault keeps."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.session.Session().client("s3", config=Config(max_pool_connections=concurrency + 2))
+    keys = [item["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for item in page.get("Contents", [])]
+
+    def fetch(key: str) -> int:
+        return len(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        total = sum(pool.map(fetch, keys))
+    return {"bytes": total, "files": len(keys)}
+
+
+def start_up() -> dict[str, Any]:
+    """What every labvault case pays before its first byte: Python and the imports of the pipeline."""
+    import labvault.backups  # noqa: F401
+    import labvault.storage  # noqa: F401
+
+    return {}
+
+
 CASES = {"labvault": labvault_backup, "writer": archive_writer, "snapshot": snapshot_only, "restore": restore_only, "hash": hash_all,
-         "naive": naive_zip, "boto3": boto3_upload}
+         "naive": naive_zip, "boto3": boto3_upload, "get_loop": get_object_loop, "startup": start_up}
 
 if __name__ == "__main__":
     result = CASES[sys.argv[1]](**json.loads(sys.argv[2]))

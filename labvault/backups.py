@@ -45,7 +45,7 @@ from labvault.verify import ArchiveLimits, VerifyReport, verify_archive
 NAME_MAX_CHARS = 255
 DESCRIPTION_MAX_CHARS = 5000
 OPEN_ATTEMPTS = 3
-OPEN_AHEAD = 4  # files being opened while one is copied,
+OPEN_AHEAD = 4  # files of a remote store being opened while one is copied,
 OPEN_AHEAD_BYTES = 64 * 1024 * 1024  # when no more than this is to be copied before each
 
 
@@ -400,7 +400,8 @@ def copy_files(session: Session, sid: str, files_storage: Storage, archive: Arch
     )
     before = archive.files
     progress.start_step(_count(session, File, _file_criteria(backup)))
-    for row, source in opened_ahead(rows, partial(_open_blob, files_storage), depth=OPEN_AHEAD,
+    for row, source in opened_ahead(rows, partial(_open_blob, files_storage),
+                                    depth=OPEN_AHEAD if files_storage.remote else 0,
                                     size=lambda row: row.size, max_bytes_ahead=OPEN_AHEAD_BYTES):
         with source:
             archive.add_stream(

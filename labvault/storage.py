@@ -14,6 +14,7 @@ import queue
 import shutil
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Protocol
@@ -74,6 +75,8 @@ class Storage(Protocol):
     def url(self, key: str) -> str: ...
     def download_link(self, key: str, lifetime: timedelta) -> str: ...
     def local_path(self, key: str) -> str | None: ...
+    @property
+    def remote(self) -> bool: ...
 
 
 def check_key(key: str) -> str:
@@ -136,9 +139,17 @@ class FsspecStorage:
     def _key(self, path: str) -> str:
         return posixpath.relpath(self.fs._strip_protocol(path), self.root)
 
+    @property
+    def remote(self) -> bool:
+        """Whether opening an object costs a round trip over the network (worth opening ahead)."""
+        return not self._is_local
+
     def open_read(self, key: str) -> BinaryIO:
+        return self._opened(key, lambda path: self.fs.open(path, "rb"))
+
+    def _opened(self, key: str, open_path: Callable[[str], BinaryIO]) -> BinaryIO:
         try:
-            return self.fs.open(self._path(key), "rb")
+            return open_path(self._path(key))
         except FileNotFoundError:
             raise
         except PermissionError as exc:
@@ -147,8 +158,12 @@ class FsspecStorage:
             raise TransientError(f"cannot read {key!r} from {self.url_root}: {exc}") from exc
 
     def open_stream(self, key: str) -> BinaryIO:
-        """The object read once from start to end (no seeking): what a copy needs. Here the same
-        as `open_read`; a store with a cheaper sequential path (S3: one GET) overrides it."""
+        """The object read once from start to end (no seeking): what a copy needs. A local
+        folder's file is opened as a plain file: fsspec's wrapper adds a Python call to every
+        read, which a backup of 100,000 small files pays twice per file. A store with a cheaper
+        sequential path (S3: one GET) overrides it."""
+        if self._is_local:
+            return self._opened(key, lambda path: open(path, "rb"))  # noqa: SIM115 (the caller closes it)
         return self.open_read(key)
 
     def open_write(self, key: str, expected_size: int | None = None) -> PendingWrite:
