@@ -221,7 +221,7 @@ class RangeReader(io.RawIOBase):
                 reason = _reason(exc) if exc is not None else "the body ended before its length"
                 raise TransientError(f"cannot read archive {self.label!r}: {reason} "
                                      f"({MAX_RESUMES} resumes tried)")
-            pause = min(0.25 * 2 ** (self._resumes - 1), 4)
+            pause = min(0.1 * 2 ** (self._resumes - 1), 2)
         time.sleep(pause)
         self._check_pace()
 
