@@ -197,6 +197,33 @@ def s3_rows(work: Path, env: dict[str, str], files_root: Path, sqlite_url: str, 
         server.wait(timeout=30)
 
 
+VERIFY_WAYS = {"get_object": "V get_object of the archive into /dev/null",
+               "stream": "V verify, labvault's resuming stream",
+               "smart_open": "V verify through smart_open's S3 reader",
+               "s3fs": "V verify through s3fs (50 MiB ranges, before)"}
+
+
+def verify_rows(tree: Path, bucket: str, s3_env: dict[str, str], repeat: int) -> list[dict[str, Any]]:
+    """Verifying one archive of `tree` on the S3 endpoint `s3_env` names, each way in
+    `VERIFY_WAYS`, against one `get_object` of it (the archive is written first, not timed)."""
+    key = "bench/writer.zip"
+    subprocess.run(case("writer", tree=str(tree), out=f"s3://{bucket}", keep=True), env=s3_env,
+                   check=True, capture_output=True, cwd=ROOT)
+    size = boto3_size(bucket, key, s3_env)
+    return [measure(name, case("read_s3", bucket=bucket, key=key, how=how), s3_env, repeat, size)
+            for how, name in VERIFY_WAYS.items()]
+
+
+def boto3_size(bucket: str, key: str, s3_env: dict[str, str]) -> int:
+    import boto3
+
+    client = boto3.session.Session().client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"],
+                                            aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
+                                            aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"],
+                                            region_name=s3_env.get("AWS_DEFAULT_REGION", "us-east-1"))
+    return int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+
+
 def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform(),
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1)}
@@ -245,6 +272,11 @@ def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if row["case"].startswith("D snapshot + verify"):
             out.append({"goal": f"{row['result']['versions']:,}-version snapshot + read-back verification, peak RSS < 300 MB",
                         "measured": f"{row['peak_rss_mb']:.0f} MB", "met": row["peak_rss_mb"] < 300})
+    goal("verify on S3 ≤ 1.3 × get_object", ratio(VERIFY_WAYS["stream"], VERIFY_WAYS["get_object"]), 1.3)
+    for how in ("smart_open", "s3fs"):
+        other = ratio(VERIFY_WAYS[how], VERIFY_WAYS["get_object"])
+        if other is not None:
+            out.append({"goal": f"verify through {how} / get_object", "measured": f"{other:.2f}×", "met": None})
     prefect = by.get("F Prefect: empty backup, task runs", {}).get("result")
     if prefect:
         out.append({"goal": "task runs constant in the number of items",
