@@ -170,6 +170,8 @@ def main() -> None:
                 put_objects(client, "bench", "files", files_root, [key for _, key, _ in files])
                 rows += s3_rows(server, s3_env, files_root, sqlite_url, tree_bytes, work, repeat)
                 if server == "seaweedfs":
+                    print("V. verifying an archive on SeaweedFS", flush=True)
+                    rows += verify_rows(tree, "bench", s3_env, repeat)
                     with pinned(pid, cpu=0):
                         rows += s3_rows(server, s3_env, files_root, sqlite_url, tree_bytes, work, repeat,
                                         client_cpu=1)
@@ -308,6 +310,23 @@ def small_files_s3_rows(env: dict[str, str], sqlite_url: str, backups: str, coun
     ]
 
 
+VERIFY_WAYS = {"get_object": "V get_object of the archive into /dev/null",
+               "stream": "V verify, labvault's resuming stream",
+               "smart_open": "V verify through smart_open's S3 reader",
+               "s3fs": "V verify through s3fs (50 MiB ranges, before)"}
+
+
+def verify_rows(tree: Path, bucket: str, s3_env: dict[str, str], repeat: int) -> list[dict[str, Any]]:
+    """Verifying one archive of `tree` on the S3 endpoint `s3_env` names, each way in
+    `VERIFY_WAYS`, against one `get_object` of it (the archive is written first, not timed)."""
+    key = "bench/writer.zip"
+    subprocess.run(case("writer", tree=str(tree), out=f"s3://{bucket}", keep=True), env=s3_env,
+                   check=True, capture_output=True, cwd=ROOT)
+    size = int(s3_client(s3_env["AWS_ENDPOINT_URL"]).head_object(Bucket=bucket, Key=key)["ContentLength"])
+    return [measure(name, case("read_s3", bucket=bucket, key=key, how=how), s3_env, repeat, size)
+            for how, name in VERIFY_WAYS.items()]
+
+
 def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform(),
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1)}
@@ -379,6 +398,11 @@ def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if row["case"].startswith("D snapshot + verify"):
             out.append({"goal": f"{row['result']['versions']:,}-version snapshot + read-back verification, peak RSS < 300 MB",
                         "measured": f"{row['peak_rss_mb']:.0f} MB", "met": row["peak_rss_mb"] < 300})
+    goal("verify on S3 ≤ 1.3 × get_object", ratio(VERIFY_WAYS["stream"], VERIFY_WAYS["get_object"]), 1.3)
+    for how in ("smart_open", "s3fs"):
+        other = ratio(VERIFY_WAYS[how], VERIFY_WAYS["get_object"])
+        if other is not None:
+            out.append({"goal": f"verify through {how} / get_object", "measured": f"{other:.2f}×", "met": None})
     prefect = by.get("F Prefect: empty backup, task runs", {}).get("result")
     if prefect:
         out.append({"goal": "task runs constant in the number of items",

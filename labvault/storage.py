@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, Protocol
 import fsspec
 from fsspec.core import url_to_fs
 
+from labvault.archive_rules import DEFAULT_MAX_TOTAL_BYTES
 from labvault.errors import InvalidInputError, TransientError
 from labvault.models import as_utc
 from labvault.settings import Settings
@@ -423,6 +424,7 @@ class S3Storage(FsspecStorage):
         self.part_size = part_size
         self.bucket = self.root.split("/", 1)[0]
         self._boto_client: Any = None
+        self._read_client: Any = None
         self._client_lock = threading.Lock()
 
     def exists(self, key: str) -> bool:
@@ -431,6 +433,20 @@ class S3Storage(FsspecStorage):
         except Exception as exc:  # botocore's errors, sorted as every store's are
             raise TransientError(f"{self.setting} {self.url_root!r}: cannot reach it "
                                  f"({_failure_reason(exc)})") from exc
+
+    def open_read(self, key: str) -> BinaryIO:
+        """The object as a seekable file whose reads from one position on are one GET, read
+        ahead and resumed where a connection breaks (`range_reader`): verifying 1 GB through
+        s3fs's 50 MiB range requests took ... where this takes ... (bench, SeaweedFS)."""
+        from labvault.range_openers import S3RangeOpener, s3_read_client
+        from labvault.range_reader import RangeReader
+
+        with self._client_lock:
+            if self._read_client is None:
+                self._read_client = s3_read_client(**self._boto3_options)
+        bucket, _, object_key = self._path(key).partition("/")
+        opener = S3RangeOpener(self._read_client, bucket, object_key, f"s3://{bucket}/{object_key}")
+        return RangeReader(opener, max_bytes=DEFAULT_MAX_TOTAL_BYTES)
 
     def open_stream(self, key: str) -> BinaryIO:
         """One GET whose body is read as it arrives. s3fs's file needs a HEAD first and passes
