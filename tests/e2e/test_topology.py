@@ -19,7 +19,8 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -57,7 +58,7 @@ pytestmark = pytest.mark.topology
 REDIS_URL = "redis://127.0.0.1:6379"
 REDIS_DB = int(os.environ.get("LABVAULT_TEST_REDIS_DB", "13"))
 ORGANIZATIONS = [f"org-{number:02d}" for number in range(1, 21)]
-SLOW = "org-20"  # one of its files is a FIFO: its backup stops mid-way, In Progress, until killed
+SLOW = "org-01"  # started first; one of its files is a FIFO: its backup stops mid-way, In Progress, until killed
 WORKERS = ("worker-1", "worker-2", "worker-3")
 HEARTBEAT_SECONDS = 30  # Prefect's minimum; a run silent for three beats is crashed
 BACKUP_TASKS = 9  # a backup run's task runs, whatever the organization's size (README)
@@ -73,10 +74,10 @@ class Topology:
     slow: OrganizationFixture
 
 
-def reachable_redis() -> Any:
+def reachable_redis(db: int = REDIS_DB) -> Any:
     from redis import Redis
 
-    client = Redis.from_url(f"{REDIS_URL}/{REDIS_DB}", socket_connect_timeout=5)
+    client = Redis.from_url(f"{REDIS_URL}/{db}", socket_connect_timeout=5)
     try:
         client.ping()
     except Exception as exc:  # any reason Redis cannot be used is the same verdict
@@ -84,15 +85,17 @@ def reachable_redis() -> Any:
     return client
 
 
-def redis_settings() -> dict[str, str]:
+def redis_settings(redis_db: int) -> dict[str, str]:
     """Prefect's server and services on Redis (prefect-redis), in this test's database number."""
     return {"PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
             "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
             "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
             "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
             "PREFECT_REDIS_MESSAGING_HOST": "127.0.0.1", "PREFECT_REDIS_MESSAGING_PORT": "6379",
-            "PREFECT_REDIS_MESSAGING_DB": str(REDIS_DB),
-            "PREFECT_SERVER_DOCKET_URL": f"{REDIS_URL}/{REDIS_DB}"}
+            "PREFECT_REDIS_MESSAGING_DB": str(redis_db),
+            "PREFECT_SERVER_DOCKET_URL": f"{REDIS_URL}/{redis_db}",
+            # a run waiting for a slot asks again after at most 2 s, not 30 (minutes matter here)
+            "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS": "2"}
 
 
 def make_organizations(settings: Settings) -> OrganizationFixture:
@@ -114,12 +117,52 @@ def blocking_file(settings: Settings, organization: OrganizationFixture) -> Path
     return Path(settings.files_url) / row.storage_key
 
 
-@pytest.fixture(scope="module")
-def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+@contextmanager
+def production_server(home: Path, prefect_db: str, redis_db: int) -> Iterator[PrefectServer]:
+    """The API server without services on `prefect_db`, the services process on Redis database
+    `redis_db`, the pool and prefect.yaml's deployments, the crash automation; no worker yet."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {**client_env(url, home / "clients"), "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS)}
+    served = {**server_env(env, port, home / "server"), **redis_settings(redis_db),
+              "PREFECT_API_DATABASE_CONNECTION_URL": make_url(prefect_db).set(
+                  drivername="postgresql+asyncpg").render_as_string(hide_password=False)}
+    server = PrefectServer(url, env, home / "logs")
+    migrated = subprocess.run([str(BIN / "prefect"), "server", "database", "upgrade", "-y"], env=served,
+                              capture_output=True, text=True, timeout=300, check=False)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    with running_server(url, served, home / "logs" / "api.log", "--no-services"), \
+            temporary_settings({PREFECT_API_URL: url}), (home / "logs" / "services.log").open("wb") as log:
+        services = subprocess.Popen([str(BIN / "prefect"), "server", "services", "start"], env=served,
+                                    stdout=log, stderr=subprocess.STDOUT)
+        try:
+            server.deploy(POOL)
+            ensure_crash_silent_runs(HEARTBEAT_SECONDS)
+            yield server
+        finally:
+            stop(services)
+
+
+def start_workers(server: PrefectServer, names: Iterable[str]) -> dict[str, subprocess.Popen[bytes]]:
+    """Process workers on the pool, each with --limit 3, each in a process group of its own."""
+    return {name: server.start(name, str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type",
+                               "process", "--name", name, "--limit", "3", own_group=True)
+            for name in names}
+
+
+def stop_workers(workers: dict[str, subprocess.Popen[bytes]]) -> None:
+    for worker in workers.values():
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     home = tmp_path_factory.mktemp("topology")
-    (home / "logs").mkdir()
     redis = reachable_redis()
     redis.flushdb()
     admin = postgres_admin_url()
@@ -132,37 +175,12 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
         patch.setenv("LABVAULT_MAX_PARALLEL_BACKUPS", str(STORE_CAP))
         settings = get_settings()
         slow = make_organizations(settings)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/api"
-        env = {**client_env(url, home / "clients"), "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS)}
-        served = {**server_env(env, port, home / "server"), **redis_settings(),
-                  "PREFECT_API_DATABASE_CONNECTION_URL": make_url(prefect_db).set(
-                      drivername="postgresql+asyncpg").render_as_string(hide_password=False)}
-        server = PrefectServer(url, env, home / "logs")
-        migrated = subprocess.run([str(BIN / "prefect"), "server", "database", "upgrade", "-y"], env=served,
-                                  capture_output=True, text=True, timeout=300, check=False)
-        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-        workers: dict[str, subprocess.Popen[bytes]] = {}
-        with running_server(url, served, home / "logs" / "api.log", "--no-services"), \
-                temporary_settings({PREFECT_API_URL: url}):
-            services_log = (home / "logs" / "services.log").open("wb")
-            services = subprocess.Popen([str(BIN / "prefect"), "server", "services", "start"], env=served,
-                                        stdout=services_log, stderr=subprocess.STDOUT)
+        with production_server(home, prefect_db, REDIS_DB) as server:
+            workers = start_workers(server, WORKERS)
             try:
-                server.deploy(POOL)
-                ensure_crash_silent_runs(HEARTBEAT_SECONDS)
-                for name in WORKERS:
-                    workers[name] = server.start(name, str(BIN / "prefect"), "worker", "start", "--pool", POOL,
-                                                 "--type", "process", "--name", name, "--limit", "3",
-                                                 own_group=True)
                 yield Topology(server, settings, workers, slow)
             finally:
-                for worker in workers.values():
-                    if worker.poll() is None:
-                        os.killpg(worker.pid, signal.SIGTERM)
-                        worker.wait(timeout=30)
-                stop(services)
-                services_log.close()
+                stop_workers(workers)
     redis.flushdb()
 
 
@@ -227,18 +245,18 @@ def kill_the_worker_of_the_slow_backup(topology: Topology) -> tuple[Backup, str]
 
 def test_the_production_topology(topology: Topology) -> None:
     settings, admin = topology.settings, topology.slow.admin_email
-    with get_client(sync_client=True) as client:  # the scheduler service, not the test, starts these
-        expire = client.read_deployment_by_name("expire-backups/expire-backups")
-        client.create_deployment_schedules(expire.id, [(IntervalSchedule(interval=timedelta(minutes=1)), True)],
-                                           parameters={"stale_after_minutes": 1}, slug="every-minute")
     fan_out = run_deployment_as_the_ui_does("backup-all-organizations/backup-all-organizations",
                                             {"name_template": "Topology {date}"})
-    twin = run_deployment_as_the_ui_does("create-backup/create-backup", {  # org-01 twice at once
-        "organization_sid": "org-01", "name": "Twin", "requested_by": "admin@org-01.example",
+    twin = run_deployment_as_the_ui_does("create-backup/create-backup", {  # org-02 twice at once
+        "organization_sid": "org-02", "name": "Twin", "requested_by": "admin@org-02.example",
         "require_approval": False})
 
     # 2. a worker dies mid-backup: the run is crashed (no heartbeat), the backup reaped to Error
     killed, dead_worker = kill_the_worker_of_the_slow_backup(topology)
+    with get_client(sync_client=True) as client:  # the reaper: the scheduler service starts its runs
+        expire = client.read_deployment_by_name("expire-backups/expire-backups")
+        client.create_deployment_schedules(expire.id, [(IntervalSchedule(interval=timedelta(minutes=1)), True)],
+                                           parameters={"stale_after_minutes": 1}, slug="every-minute")
     finished = wait_for_state(fan_out.id, FINAL, timeout=420)
     assert finished.state.type == StateType.FAILED, finished.state
     assert finished.state.message.endswith(f"backups did not complete for: {SLOW}"), finished.state.message
@@ -262,7 +280,7 @@ def test_the_production_topology(topology: Topology) -> None:
     # 1. the fan-out: every backup Completed, spread over the three workers, one org at a time
     assert wait_for_state(twin.id, FINAL).state.type == StateType.COMPLETED
     made = backups_of(settings)
-    assert sorted(b.organization_sid for b in made) == sorted([*ORGANIZATIONS, "org-01"])
+    assert sorted(b.organization_sid for b in made) == sorted([*ORGANIZATIONS, "org-02"])
     assert {b.status for b in made} == {BackupStatus.COMPLETED}
     for sid in ORGANIZATIONS:
         assert most_at_once(b for b in made if b.organization_sid == sid) == 1, sid
