@@ -160,6 +160,18 @@ def stop_workers(workers: dict[str, subprocess.Popen[bytes]]) -> None:
             worker.wait(timeout=60)
 
 
+def runs_outlive_their_worker() -> None:
+    """The pool's runs do not write to their worker's pipe (`stream_output` off; their logs still
+    reach the API), so the other runs of the worker killed below live on, as on another machine,
+    and only the killed run's backup is lost."""
+    from prefect.client.schemas.actions import WorkPoolUpdate
+
+    with get_client(sync_client=True) as client:
+        template = client.read_work_pool(POOL).base_job_template
+        template["variables"]["properties"]["stream_output"]["default"] = False
+        client.update_work_pool(POOL, WorkPoolUpdate(base_job_template=template))
+
+
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     home = tmp_path_factory.mktemp("topology")
@@ -176,6 +188,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
         settings = get_settings()
         slow = make_organizations(settings)
         with production_server(home, prefect_db, REDIS_DB) as server:
+            runs_outlive_their_worker()
             workers = start_workers(server, WORKERS)
             try:
                 yield Topology(server, settings, workers, slow)
