@@ -329,7 +329,8 @@ def verify_rows(tree: Path, bucket: str, s3_env: dict[str, str], repeat: int) ->
 
 def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform(),
-            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1)}
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
+            "load_average_at_end": [round(load, 1) for load in os.getloadavg()]}
 
 
 def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
