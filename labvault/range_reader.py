@@ -6,12 +6,17 @@ from a position opens one GET from there to the object's end, whose body a threa
 (1 MiB blocks, at most `AHEAD_BLOCKS` held) while the caller hashes the block before: the
 network and the checksums overlap. A connection that drops or stalls is resumed with a Range
 request from the last byte received, at most `MAX_RESUMES` times per reader; a resumed GET
-must answer for the same object (If-Match on its ETag), so bytes of two versions never mix.
+must answer for the same object, so bytes of two versions never mix: it is sent If-Match on a
+strong ETag (a weak one never matches, so it is only compared), and every answer must carry the
+first answer's ETag and exactly the range asked for (a server that ignores Range or If-Match, or
+declares one range and sends another, is refused).
 
 Bounded for hostile servers: the object's size is read from the first answer (`Content-Range`
 of a one-byte GET) and must be within `max_bytes`; no request asks past it and no body is read
-past what it asked; every read waits at most the opener's timeout, and the whole stream must
-average at least `MIN_BYTES_PER_SECOND` after its first minute.
+past what it asked; the whole stream must average at least `MIN_BYTES_PER_SECOND` after its
+first minute, a deadline the caller's reads wait for at most (a server trickling a byte at a time
+never times a read out). Closing stops the thread and interrupts its body (`Body.close` may be
+called from another thread), waiting for it at most `STOP_SECONDS`.
 """
 
 from __future__ import annotations
@@ -32,21 +37,30 @@ SKIP_BYTES = 4 * BLOCK_BYTES
 MAX_RESUMES = 5
 GRACE_SECONDS = 60
 MIN_BYTES_PER_SECOND = 1024 * 1024
+STOP_SECONDS = 5
 
 
 class Body(Protocol):
+    """A GET's body. `close` may be called from another thread while `read` waits, and then makes
+    it return or raise soon."""
+
     def read(self, size: int) -> bytes: ...
     def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
 class Opened:
-    """One answered range GET: its body from `start`, the object's `total` size and ETag."""
+    """One answered range GET: its body of bytes `start` to `last`, the object's `total` size and ETag."""
 
     body: Body
     start: int
+    last: int
     total: int
     etag: str | None
+
+
+def changed(label: str) -> InvalidInputError:
+    return InvalidInputError(f"archive {label!r} changed while it was read; read it again")
 
 
 class Opener(Protocol):
@@ -70,26 +84,27 @@ class _Ahead:
         self.position = start
         self.blocks: queue.Queue[bytes | BaseException] = queue.Queue(AHEAD_BLOCKS)
         self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._body: Body | None = None
         self._thread = threading.Thread(target=self._run, name="range-read", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        reader, body = self._reader, None
+        reader = self._reader
         try:
             while self.position < reader.size and not self._stopped.is_set():
+                body = self._body or self._hold(reader._open(self.position))
                 if body is None:
-                    body = reader._open(self.position)
+                    return
+                broke: Exception | None = None
                 try:
                     block = body.read(min(BLOCK_BYTES, reader.size - self.position))
-                except Exception as exc:  # the connection broke: resume from here
-                    body.close()
-                    body = None
-                    reader._resumed(exc)
-                    continue
-                if not block:  # the body ended before its length: resume from here
-                    body.close()
-                    body = None
-                    reader._resumed(None)
+                except Exception as exc:
+                    block, broke = b"", exc
+                if not block:  # the connection broke or the body ended short: resume from here
+                    self._drop()
+                    if not self._stopped.is_set():
+                        reader._resumed(broke)
                     continue
                 self.position += len(block)
                 reader._check_pace()
@@ -97,8 +112,22 @@ class _Ahead:
         except BaseException as exc:  # handed to the reading thread, which raises it
             self._put(exc)
         finally:
-            if body is not None:
-                body.close()
+            self._drop()
+
+    def _hold(self, body: Body) -> Body | None:
+        """`body` as the one `stop` interrupts; closed at once (None) if stopped meanwhile."""
+        with self._lock:
+            if not self._stopped.is_set():
+                self._body = body
+                return body
+        body.close()
+        return None
+
+    def _drop(self) -> None:
+        with self._lock:
+            body, self._body = self._body, None
+        if body is not None:
+            body.close()
 
     def _put(self, item: bytes | BaseException) -> None:
         while not self._stopped.is_set():
@@ -109,8 +138,12 @@ class _Ahead:
                 continue
 
     def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join()
+        """Stop the thread, interrupting a read it waits on. A thread still waiting for a GET's
+        headers after `STOP_SECONDS` is left to end with that GET (a daemon holding no block)."""
+        with self._lock:
+            self._stopped.set()
+        self._drop()
+        self._thread.join(STOP_SECONDS)
 
 
 class RangeReader(io.RawIOBase):
@@ -120,7 +153,6 @@ class RangeReader(io.RawIOBase):
         super().__init__()
         self._opener = opener
         self.label = opener.label
-        self._started = time.monotonic()
         self._resumes = 0
         self._lock = threading.Lock()
         try:
@@ -129,6 +161,7 @@ class RangeReader(io.RawIOBase):
             raise TransientError(f"cannot read archive {self.label!r}: {exc}") from exc
         first.body.close()
         self.size, self._etag = first.total, first.etag
+        self._deadline = time.monotonic() + GRACE_SECONDS + self.size / MIN_BYTES_PER_SECOND
         if self.size > max_bytes:
             raise InvalidInputError(f"archive {self.label!r} is {self.size} bytes, over the limit of "
                                     f"{max_bytes} (LABVAULT_ARCHIVE_MAX_BYTES)")
@@ -174,7 +207,10 @@ class RangeReader(io.RawIOBase):
             if not self._block:
                 if self._ahead is None:
                     self._ahead = _Ahead(self, self._position)
-                item = self._ahead.blocks.get()
+                try:
+                    item = self._ahead.blocks.get(timeout=max(self._deadline - time.monotonic(), 0))
+                except queue.Empty:
+                    item = self._too_slow()
                 if isinstance(item, BaseException):
                     self._stop()
                     raise item
@@ -202,16 +238,21 @@ class RangeReader(io.RawIOBase):
         """A body from `start` to the end, opened again (up to `MAX_RESUMES` times per reader)
         when the endpoint cannot be reached for now."""
         while True:
+            strong = self._etag if self._etag and not self._etag.startswith("W/") else None
             try:
-                opened = self._opener(start, self.size - 1, self._etag)
+                opened = self._opener(start, self.size - 1, strong)
             except TransientError as exc:
                 self._resumed(exc)
                 continue
-            if opened.start != start or opened.total != self.size:
+            if opened.etag != self._etag:
+                opened.body.close()
+                raise changed(self.label)
+            if (opened.start, opened.last, opened.total) != (start, self.size - 1, self.size):
                 opened.body.close()
                 raise InvalidInputError(f"archive {self.label!r}: the server answered a request for "
-                                        f"bytes {start}- with bytes {opened.start}- of {opened.total}; "
-                                        "its size changed or it ignores Range requests")
+                                        f"bytes {start}-{self.size - 1} of {self.size} with bytes "
+                                        f"{opened.start}-{opened.last} of {opened.total}; its size "
+                                        "changed or it does not serve Range requests as asked")
             return opened.body
 
     def _resumed(self, exc: BaseException | None) -> None:
@@ -226,10 +267,13 @@ class RangeReader(io.RawIOBase):
         self._check_pace()
 
     def _check_pace(self) -> None:
-        elapsed = time.monotonic() - self._started
-        if elapsed > GRACE_SECONDS + self.size / MIN_BYTES_PER_SECOND:
-            raise TransientError(f"cannot read archive {self.label!r}: {self.size} bytes did not arrive "
-                                 f"in {elapsed:.0f} s (less than {MIN_BYTES_PER_SECOND // 1024} KiB/s)")
+        if time.monotonic() > self._deadline:
+            raise self._too_slow()
+
+    def _too_slow(self) -> TransientError:
+        allowed = GRACE_SECONDS + self.size / MIN_BYTES_PER_SECOND
+        return TransientError(f"cannot read archive {self.label!r}: {self.size} bytes did not arrive "
+                              f"in {allowed:.0f} s (less than {MIN_BYTES_PER_SECOND // 1024} KiB/s)")
 
 
 def _reason(exc: BaseException) -> str:

@@ -436,8 +436,8 @@ class S3Storage(FsspecStorage):
 
     def open_read(self, key: str) -> BinaryIO:
         """The object as a seekable file whose reads from one position on are one GET, read
-        ahead and resumed where a connection breaks (`range_reader`): verifying 1 GB through
-        s3fs's 50 MiB range requests took ... where this takes ... (bench, SeaweedFS)."""
+        ahead and resumed where a connection breaks (`range_reader`): verifying 1 GB on SeaweedFS
+        took 2.52 × one get_object through s3fs's 50 MiB range requests, 1.51 × this way (bench V)."""
         from labvault.range_openers import S3RangeOpener, s3_read_client
         from labvault.range_reader import RangeReader
 

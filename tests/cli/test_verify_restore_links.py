@@ -98,6 +98,8 @@ MASKED = "/bk.zip?X-Amz-Signature=***"
                     "tried)"),
     ({"max": 1000}, "error: archive '{url}" + MASKED + "' is {size} bytes, over the limit of 1000 "
                     "(LABVAULT_ARCHIVE_MAX_BYTES)"),
+    ({"gzip": True}, "error: archive '{url}" + MASKED + "': the server sent it with Content-Encoding 'gzip' "
+                     "although identity was asked; labvault needs the archive's bytes as they are"),
     ({"endless": True, "max_size": 70_000},
      "error: not a readable zip archive (truncated or corrupt): no end of central directory record"),
 ])
@@ -107,6 +109,7 @@ def test_a_bad_link_is_one_error_line_without_its_signature(server, archive, mon
     server.status = change.get("status")
     server.drops = change.get("drops", 0)
     server.endless = change.get("endless", False)
+    server.gzip = change.get("gzip", False)
     if "max_size" in change:
         server.data = archive[:change["max_size"]]  # declared short, then bytes without end
     result = labvault("backup", "verify", f"{server.url}/bk.zip?X-Amz-Signature={SIGNATURE}")
