@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import posixpath
 import queue
+import re
 import shutil
 import threading
 from collections import deque
@@ -80,12 +81,15 @@ class Storage(Protocol):
     def remote(self) -> bool: ...
 
 
+_FORBIDDEN_PARTS = frozenset(("", ".", ".."))  # what no part of a key may be
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f]")
+
+
 def check_key(key: str) -> str:
     """Refuse keys that are empty, absolute, climb out of the store's root or hold control
     characters (a NUL cuts a local path short)."""
-    parts = key.split("/")
-    if (not key or key.startswith("/") or "\\" in key or any(p in ("", ".", "..") for p in parts)
-            or any(ord(ch) < 32 for ch in key)):
+    if (not key or key.startswith("/") or "\\" in key or not _FORBIDDEN_PARTS.isdisjoint(key.split("/"))
+            or _CONTROL_CHARACTER.search(key)):
         raise InvalidInputError(f"storage key {key!r} is not a plain relative path")
     return key
 
