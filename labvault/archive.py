@@ -153,8 +153,9 @@ class ArchiveWriter:
         self._entries.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
         self.total_bytes += size
 
-    def add_json(self, path: str, document: dict[str, Any]) -> None:
-        """A version document: compact UTF-8 JSON with sorted keys, deflated at level 1.
+    def add_json(self, path: str, document: dict[str, Any], *, modified: datetime | None = None) -> None:
+        """A version document: compact UTF-8 JSON with sorted keys, deflated at level 1, dated
+        `modified` (the version's creation; the archive's time when None).
 
         Level 1 because for documents of a few hundred bytes it compresses as well as level 6
         at 2.5× the speed (the per-entry compressor set-up dominates). This runs once per
@@ -165,15 +166,16 @@ class ArchiveWriter:
             raise PermanentError(f"version {document.get('sid')!r} is {len(data)} bytes of JSON, over the "
                                  f"{MAX_VERSION_DOCUMENT_BYTES} a restore accepts; shrink it before backing up")
         self._check_path(path)
-        self._zip.write_whole(path, data, method=DEFLATED, level=JSON_COMPRESS_LEVEL)
+        self._zip.write_whole(path, data, method=DEFLATED, level=JSON_COMPRESS_LEVEL, modified=modified)
         self._entries.write(f'{{"kind": "version", "path": {_json_string(path)}, '
                             f'"sha256": "{hashlib.sha256(data).hexdigest()}", "size": {len(data)}}}\n')
         self.total_bytes += len(data)
         self.versions += 1
 
     def add_stream(self, path: str, source: Readable, *, declared_size: int | None,
-                   **extra: Any) -> int:
-        """An uploaded file, copied in chunks and stored (uploads are mostly compressed already).
+                   modified: datetime | None = None, **extra: Any) -> int:
+        """An uploaded file, copied in chunks and stored (uploads are mostly compressed already),
+        dated `modified` (its upload; the archive's time when None).
 
         Returns the number of bytes copied; the manifest records the size actually read. The
         entry's header says ZIP64 from `declared_size` (when None, from the size read ahead);
@@ -190,7 +192,7 @@ class ArchiveWriter:
         else:
             chunks = self._hashed_ahead(self._read_ahead(source), digest)
         try:
-            copied = self._zip.write_stream(path, chunks, declared_size=declared_size)
+            copied = self._zip.write_stream(path, chunks, declared_size=declared_size, modified=modified)
         except EntrySizeError as exc:
             raise PermanentError(f"file {path!r} holds {exc.size} bytes but its row declares {declared_size}, "
                                  "which decides the archive's ZIP64 headers; correct the file's size and "
