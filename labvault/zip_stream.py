@@ -118,6 +118,15 @@ class EntrySizeError(ValueError):
         self.name, self.declared, self.size = name, declared, size
 
 
+class CaseClash(ValueError):
+    """A name that differs from one already written only by case: one file over the other where
+    names ignore case (Windows, macOS). The caller may write the entry under another name."""
+
+    def __init__(self, name: str, written: str) -> None:
+        super().__init__(f"archive entry {name!r} differs from {written!r} only by case")
+        self.name, self.written = name, written
+
+
 class _StoredBlocks:
     """Frames bytes as deflate stored blocks of the full 64 KiB, whatever the chunking, so the
     framed length is `stored_length` of the size and can be decided before the data is seen."""
@@ -190,8 +199,10 @@ class NameHashes:
 class ZipStreamWriter:
     """Writes entries one after another to `output`; `close()` writes the central directory.
 
-    Contract: every name is written once (a second time raises `ValueError`); after an error the
-    writer is abandoned, never closed, so no central directory makes a half archive look whole.
+    Contract: every name is written once (a second time raises `ValueError`) and no two differ
+    only by case (`CaseClash`, before anything of the entry is written); after any other error
+    the writer is abandoned, never closed, so no central directory makes a half archive look whole.
+    The name table holds case-folded names, so the one table serves both checks.
     """
 
     def __init__(self, output: Output, *, modified: datetime) -> None:
@@ -211,22 +222,26 @@ class ZipStreamWriter:
         return self._default_stamp if modified is None else entry_stamp(modified)
 
     def _claim(self, name: str) -> bytes:
-        if not self._names.add(name) and self._already_written(name):
-            raise ValueError(f"archive entry {name!r} written twice")
+        folded = name.casefold()
+        if not self._names.add(folded) and (written := self._written_as(folded)) is not None:
+            if written == name:
+                raise ValueError(f"archive entry {name!r} written twice")
+            raise CaseClash(name, written)
         return name.encode("utf-8")
 
-    def _already_written(self, name: str) -> bool:
-        """Read the spilled directory back to confirm a duplicate (only when a hash repeats)."""
-        wanted = name.encode("utf-8")
+    def _written_as(self, folded: str) -> str | None:
+        """The name written before that case-folds to `folded`, read back from the spilled
+        directory (only when a hash repeats), or None."""
         directory = self._directory
         directory.seek(0)
         try:
             while header := directory.read(CENTRAL.size):
                 name_length, extra_length, comment_length = CENTRAL.unpack(header)[10:13]
-                if directory.read(name_length) == wanted:
-                    return True
+                written = directory.read(name_length).decode("utf-8")
+                if written.casefold() == folded:
+                    return written
                 directory.seek(extra_length + comment_length, 1)
-            return False
+            return None
         finally:
             directory.seek(0, 2)
 
