@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from labvault.safe_names import MAX_ENTRY_PATH
 from tests.big_archives import MAKERS
+from tests.labvault.test_windows_names import assert_windows_safe
 from tests.labvault.test_streaming_readers import java_reader  # noqa: F401 (a fixture)
 
 HASH_BYTES = 1024 * 1024
@@ -155,3 +157,11 @@ def test_java_reads_every_entry_exactly(big_archives, java_reader, zip_file: boo
     path = big_archives(kind)
     read = {entry.name: entry.sha256 for entry in java_reader(path, zip_file=zip_file)}
     assert read == expected_digests(path)
+
+
+def test_the_demo_archive_extracts_on_windows(big_archives) -> None:  # type: ignore[no-untyped-def]
+    """The demo's awkward names (a 360-character one among them) within Windows' limits."""
+    with zipfile.ZipFile(big_archives("demo")) as zf:
+        names = zf.namelist()
+    assert MAX_ENTRY_PATH - 5 <= max(len(name) for name in names) <= MAX_ENTRY_PATH  # the long name, shortened
+    assert_windows_safe(names)
