@@ -84,13 +84,16 @@ def file_entry_name(organization_sid: str, uid: str, original_name: str) -> str:
     """`<org sid>/<uid>_<safe name>`, the archive path of an uploaded file: at most
     `MAX_ENTRY_PATH` units, the name shortened (its extension kept), the uid never. Starting
     with `<uid>_`, it is never a name Windows reserves."""
-    prefix = f"{_organization_folder(organization_sid)}/{safe_component(uid, 'uid')}_"
+    prefix = f"{organization_folder(organization_sid)}/{safe_component(uid, 'uid')}_"
     return prefix + _bounded(safe_component(original_name), MAX_ENTRY_PATH - _units(prefix))
 
 
 @lru_cache(maxsize=64)
-def _organization_folder(organization_sid: str) -> str:
-    return safe_component(organization_sid, "organization")
+def organization_folder(organization_sid: str) -> str:
+    """The archive's top folder: the organization's sid made safe, with a `_` before a name
+    Windows reserves (`aux` → `_aux`)."""
+    folder = safe_component(organization_sid, "organization")
+    return f"_{folder}" if _RESERVED.match(folder) else folder
 
 
 def version_entry_name(organization_sid: str, version_sid: str) -> str:
@@ -98,7 +101,7 @@ def version_entry_name(organization_sid: str, version_sid: str) -> str:
     is not a safe Windows name as it is, or too long for `MAX_ENTRY_PATH`, becomes its safe form,
     shortened, and a tag of the whole sid (`<sid…>~<10 hex>.json`); the manifest then says the
     sid (`ArchiveWriter.add_json`), as the path no longer does."""
-    folder = f"{_organization_folder(organization_sid)}/versions/"
+    folder = f"{organization_folder(organization_sid)}/versions/"
     name = safe_component(version_sid, "version")
     if name == version_sid and not _RESERVED.match(name) and _units(folder) + _units(name) + 5 <= MAX_ENTRY_PATH:
         return f"{folder}{name}.json"
@@ -130,4 +133,4 @@ def archive_key(organization_sid: str, backup_sid: str) -> str:
 
 
 def manifest_entry_name(organization_sid: str) -> str:
-    return f"{safe_component(organization_sid, 'organization')}/manifest.json"
+    return f"{organization_folder(organization_sid)}/manifest.json"

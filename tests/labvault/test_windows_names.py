@@ -141,3 +141,24 @@ def test_an_archive_named_by_the_older_rules_still_verifies_and_restores(tmp_pat
                                    files_storage=FsspecStorage(str(tmp_path / "files")))
         assert (restored.versions, restored.files) == (1, 2)
         assert session.get(Version, "CON") is not None
+
+
+def test_an_organization_sid_windows_reserves_gets_a_safe_folder(  # type: ignore[no-untyped-def]
+        sessions, files, backups_storage, tmp_path: Path) -> None:
+    """`aux` becomes the folder `_aux`; verification and restore know it as the organization's."""
+    with sessions() as session:
+        organization = make_organization(session, files, sid="aux", file_names=["a.txt"])
+    sid = run_backup(sessions, files, backups_storage, request_for(organization))
+    path = Path(backups_storage.url(f"aux/{sid}.zip"))
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+    assert_windows_safe(names)
+    assert "_aux/manifest.json" in names and all(name.startswith("_aux/") for name in names)
+    with path.open("rb") as source:
+        assert verify_archive(source, label="a").ok
+    url = f"sqlite:///{tmp_path / 'restored.db'}"
+    upgrade_schema(url)
+    with session_factory(url)() as session:
+        restored = restore_archive(lambda: path.open("rb"), label="a", session=session,
+                                   files_storage=FsspecStorage(str(tmp_path / "files")))
+        assert (restored.organization_sid, restored.files) == ("aux", 1)
