@@ -13,23 +13,24 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from labvault import __version__
 from labvault.errors import PermanentError
 from labvault.json_codec import dump_sorted
 from labvault.manifest_schema import MAX_VERSION_DOCUMENT_BYTES
-from labvault.safe_names import manifest_entry_name
+from labvault.safe_names import case_distinct_name, manifest_entry_name
 from labvault.storage import PendingWrite
 from labvault.zip_format import DEFLATED
-from labvault.zip_stream import EntrySizeError, ZipStreamWriter
+from labvault.zip_stream import CaseClash, EntrySizeError, ZipStreamWriter
 
+T = TypeVar("T")
 _json_string = encode_basestring  # what json.dumps(str, ensure_ascii=False) gives
 _MANIFEST_CLOSING = b"\n  ]\n}\n"
 
@@ -153,8 +154,9 @@ class ArchiveWriter:
         self._entries.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
         self.total_bytes += size
 
-    def add_json(self, path: str, document: dict[str, Any]) -> None:
-        """A version document: compact UTF-8 JSON with sorted keys, deflated at level 1.
+    def add_json(self, path: str, document: dict[str, Any], *, modified: datetime | None = None) -> None:
+        """A version document: compact UTF-8 JSON with sorted keys, deflated at level 1, dated
+        `modified` (the version's creation; the archive's time when None).
 
         Level 1 because for documents of a few hundred bytes it compresses as well as level 6
         at 2.5× the speed (the per-entry compressor set-up dominates). This runs once per
@@ -165,15 +167,20 @@ class ArchiveWriter:
             raise PermanentError(f"version {document.get('sid')!r} is {len(data)} bytes of JSON, over the "
                                  f"{MAX_VERSION_DOCUMENT_BYTES} a restore accepts; shrink it before backing up")
         self._check_path(path)
-        self._zip.write_whole(path, data, method=DEFLATED, level=JSON_COMPRESS_LEVEL)
+        path, _ = self._written(path, lambda name: self._zip.write_whole(
+            name, data, method=DEFLATED, level=JSON_COMPRESS_LEVEL, modified=modified))
+        sid = document.get("sid")
+        named = (f'"sid": {_json_string(sid)}, ' if isinstance(sid, str) and not path.endswith(f"/{sid}.json")
+                 else "")  # a shortened or Windows-safe path no longer says the sid
         self._entries.write(f'{{"kind": "version", "path": {_json_string(path)}, '
-                            f'"sha256": "{hashlib.sha256(data).hexdigest()}", "size": {len(data)}}}\n')
+                            f'"sha256": "{hashlib.sha256(data).hexdigest()}", {named}"size": {len(data)}}}\n')
         self.total_bytes += len(data)
         self.versions += 1
 
     def add_stream(self, path: str, source: Readable, *, declared_size: int | None,
-                   **extra: Any) -> int:
-        """An uploaded file, copied in chunks and stored (uploads are mostly compressed already).
+                   modified: datetime | None = None, **extra: Any) -> int:
+        """An uploaded file, copied in chunks and stored (uploads are mostly compressed already),
+        dated `modified` (its upload; the archive's time when None).
 
         Returns the number of bytes copied; the manifest records the size actually read. The
         entry's header says ZIP64 from `declared_size` (when None, from the size read ahead);
@@ -190,7 +197,8 @@ class ArchiveWriter:
         else:
             chunks = self._hashed_ahead(self._read_ahead(source), digest)
         try:
-            copied = self._zip.write_stream(path, chunks, declared_size=declared_size)
+            path, copied = self._written(path, lambda name: self._zip.write_stream(
+                name, chunks, declared_size=declared_size, modified=modified))
         except EntrySizeError as exc:
             raise PermanentError(f"file {path!r} holds {exc.size} bytes but its row declares {declared_size}, "
                                  "which decides the archive's ZIP64 headers; correct the file's size and "
@@ -200,6 +208,15 @@ class ArchiveWriter:
         self._record(path, copied, digest.hexdigest(), "file", **extra)
         self.files += 1
         return copied
+
+    def _written(self, path: str, write: Callable[[str], T]) -> tuple[str, T]:
+        """`write` the entry at `path`, or, if that differs from an earlier entry's name only by
+        case, at `case_distinct_name(path)`; the name used goes in the manifest."""
+        try:
+            return path, write(path)
+        except CaseClash:
+            path = case_distinct_name(path)
+            return path, write(path)
 
     def _read_ahead(self, source: Readable) -> Generator[bytes, None, None]:
         """The source's chunks; the next one is being read while this one is used."""

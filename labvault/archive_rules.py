@@ -12,6 +12,8 @@ import re
 import stat
 from dataclasses import dataclass, field
 
+from labvault.safe_names import organization_folder
+
 MANIFEST_NAME = "manifest.json"
 MAX_MANIFEST_BYTES = 2 * 1024**3
 DEFAULT_MAX_TOTAL_BYTES = 10 * 1024**4
@@ -90,6 +92,16 @@ def unsafe_name_reason(name: str, external_attr: int) -> str | None:
 # Checked once per entry of a million-entry archive: regular expressions, not Python loops.
 _DOT_PARTS = re.compile(r"(^|/)\.{1,2}(/|$)")
 _CONTROL = re.compile(r"[\x00-\x1f]")
+
+
+def organization_folder_of(manifest_name: str, organization_sid: str) -> str | None:
+    """The folder the manifest at `manifest_name` is in, when it is the organization's: its sid
+    as it is (every archive before issue 18, and most since) or as `organization_folder` makes it
+    safe for Windows; None otherwise."""
+    folder = manifest_name.split("/", 1)[0]
+    if manifest_name != f"{folder}/{MANIFEST_NAME}":
+        return None
+    return folder if folder in (organization_sid, organization_folder(organization_sid)) else None
 
 
 def is_manifest_name(name: str) -> bool:

@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from labvault.archive_rules import (
-    MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
     ArchiveLimits,
     VerifyReport,
     is_manifest_name,
+    organization_folder_of,
     unsafe_name_reason,
 )
 from labvault.errors import InvalidInputError
@@ -113,6 +113,7 @@ class LaidOutArchive:
         self.flags = array("H")
         self.methods = bytearray()
         self.directory_digest = hashlib.blake2b()
+        self.folder = ""  # the organization's top folder, set as the manifest is read
         try:
             record = self._scan_directory()
             self._manifest = self._read_manifest(record)
@@ -195,10 +196,12 @@ class LaidOutArchive:
             manifest.close()
             raise ArchiveRefused("the manifest does not end where the central directory begins "
                                  "(bytes hidden between them)")
-        if record.name != f"{manifest.organization_sid}/{MANIFEST_NAME}":
+        folder = organization_folder_of(record.name, manifest.organization_sid)
+        if folder is None:
             manifest.close()
             raise ArchiveRefused(f"manifest is at {record.name!r} but names organization "
                                  f"{manifest.organization_sid!r}")
+        self.folder = folder
         return manifest
 
     def _record(self, index: int, name: str) -> DirectoryRecord:
@@ -219,7 +222,7 @@ class LaidOutArchive:
         for index, entry in enumerate(self.manifest_entries()):
             if index >= len(self.offsets):
                 raise ArchiveRefused("the manifest lists more entries than the archive holds")
-            if not entry.path.startswith(f"{organization}/"):
+            if not entry.path.startswith(f"{self.folder}/"):
                 raise ArchiveRefused(f"manifest entry {entry.path!r} is outside organization {organization!r}")
             if self.offsets[index] != position:
                 raise ArchiveRefused(f"entry {entry.path!r} overlaps the entry before it or leaves a gap: "

@@ -339,7 +339,8 @@ def snapshot_versions(session: Session, sid: str, archive: ArchiveWriter,
     progress.start_step(_count(session, Version, _version_criteria(backup)))
     for row in rows:
         document = version_document(row)
-        archive.add_json(version_entry_name(backup.organization_sid, document["sid"]), document)
+        archive.add_json(version_entry_name(backup.organization_sid, document["sid"]), document,
+                         modified=row[3])  # created_at, by position (see version_document)
         progress.advance()
     progress.end_step()
     return archive.versions - before
@@ -426,7 +427,7 @@ def copy_files(session: Session, sid: str, files_storage: Storage, archive: Arch
         with source:
             archive.add_stream(
                 file_entry_name(backup.organization_sid, row.uid, row.name), source,
-                declared_size=row.size, uid=row.uid, original_name=row.name,
+                declared_size=row.size, modified=row.created_at, uid=row.uid, original_name=row.name,
                 record_sid=row.record_sid, content_type=row.content_type,
                 storage_key=row.storage_key, created_at=row.created_at.isoformat(),
             )

@@ -50,10 +50,13 @@ class _Strict(BaseModel):
 
 
 class VersionEntry(_Strict):
+    """`sid` is there when the path does not say it (`safe_names.version_entry_name`)."""
+
     kind: Literal["version"]
     path: Path
     size: Size
     sha256: Sha256
+    sid: Sid | None = None
 
 
 class FileEntry(_Strict):

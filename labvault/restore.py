@@ -97,7 +97,9 @@ def _batches(items: Iterable[T]) -> Iterator[list[T]]:
 
 
 def _version_sid(entry: VersionEntry) -> str:
-    return entry.path.rsplit("/", 1)[-1].removesuffix(".json")
+    """The manifest's sid, else the one the path names (`<sid>.json`, as every archive before
+    issue 18 and most since say it)."""
+    return entry.sid or entry.path.rsplit("/", 1)[-1].removesuffix(".json")
 
 
 def storage_key(entry: FileEntry, organization: str) -> str:
@@ -300,15 +302,15 @@ class _Restorer:
     def entry(self, entry: Entry, chunks: Iterator[bytes]) -> None:
         """One entry of the archive, whichever its kind."""
         if isinstance(entry, VersionEntry):
-            self.version(entry.path, b"".join(chunks))
+            self.version(entry, b"".join(chunks))
         else:
             self.file(entry, chunks)
 
-    def version(self, path: str, data: bytes) -> None:
+    def version(self, entry: VersionEntry, data: bytes) -> None:
         self.pending_bytes += len(data)
-        document = parse_version_document(data, path=path)
-        if path.rsplit("/", 1)[-1] != f"{document.sid}.json":
-            raise InvalidInputError(f"version document {path!r} names another sid, {document.sid!r}")
+        document = parse_version_document(data, path=entry.path)
+        if _version_sid(entry) != document.sid:
+            raise InvalidInputError(f"version document {entry.path!r} names another sid, {document.sid!r}")
         self.pending_versions.append({
             "sid": document.sid, "record_sid": document.record_sid,
             "organization_sid": self.report.organization_sid, "number": document.number,

@@ -22,6 +22,7 @@ from labvault.archive_rules import (
     ArchiveLimits,
     VerifyReport,
     is_manifest_name,
+    organization_folder_of,
     unsafe_name_reason,
 )
 from labvault.archive_scan import scan_archive
@@ -145,6 +146,7 @@ class ArchiveReader:
         deflated manifest may list long paths, and only the directory's names (whose bytes are
         in the archive) are held as text."""
         organization = header.organization.sid
+        folder = organization_folder_of(record.name, organization)
         self.header = header
         self.report.organization_sid = organization
         self.report.backup_sid = header.backup.sid
@@ -161,9 +163,9 @@ class ArchiveReader:
             listed.add(hashed)
             if hashed not in names:
                 self._problem(f"entry {entry.path!r} is in the manifest but missing from the archive")
-            if not entry.path.startswith(f"{organization}/"):
+            if not entry.path.startswith(f"{folder or organization}/"):
                 self._problem(f"manifest entry {entry.path!r} is outside organization {organization!r}")
-        if record.name != f"{organization}/{MANIFEST_NAME}":
+        if folder is None:
             self._problem(f"manifest is at {record.name!r} but names organization {organization!r}")
         for name in sorted(self.records):
             if name != record.name and _path_hash(name) not in listed:

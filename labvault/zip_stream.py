@@ -23,7 +23,7 @@ import tempfile
 import zlib
 from array import array
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Protocol
 
 from labvault.zip_format import (
@@ -35,6 +35,7 @@ from labvault.zip_format import (
     DESCRIPTOR_SIGNATURE,
     END,
     END_SIGNATURE,
+    EXTENDED_TIME_EXTRA,
     FLAG_DESCRIPTOR,
     FLAG_UTF8,
     LIMIT16,
@@ -55,6 +56,7 @@ _REGULAR_FILE = 0o100644 << 16
 _SPILL_COPY_BYTES = 1024 * 1024
 _STORED_BLOCK_BYTES = 0xFFFF  # the most one deflate stored block holds
 _STORED_BLOCK_HEADER = struct.Struct("<BHH")  # BFINAL and BTYPE 00, LEN, NLEN (byte-aligned)
+_EXTENDED_TIME = struct.Struct("<HHBi")  # tag, length, flags (bit 0: mtime), mtime
 
 
 class Output(Protocol):
@@ -62,10 +64,30 @@ class Output(Protocol):
 
 
 def dos_date_time(when: datetime) -> tuple[int, int]:
-    """The (date, time) pair of a zip header; zip cannot say anything before 1980."""
-    year = max(when.year, 1980)
-    return ((year - 1980) << 9 | when.month << 5 | when.day,
+    """The (date, time) pair of a zip header, from UTC clock time; the field cannot say
+    anything before 1980 or after 2107 (clamped)."""
+    if when.year < 1980:
+        return 1 << 5 | 1, 0
+    if when.year > 2107:
+        return 127 << 9 | 12 << 5 | 31, 23 << 11 | 59 << 5 | 29
+    return ((when.year - 1980) << 9 | when.month << 5 | when.day,
             when.hour << 11 | when.minute << 5 | when.second // 2)
+
+
+Stamp = tuple[int, int, bytes]
+"""An entry's modification time as its headers say it: the DOS date and time fields (UTC clock
+time) and the extended-timestamp extra field (0x5455, UTC seconds since 1970), which Info-ZIP,
+7-Zip and bsdtar prefer to the DOS fields. A plain tuple: one is made per version."""
+
+
+def entry_stamp(when: datetime) -> Stamp:
+    """The `Stamp` of `when`; a naive datetime is taken to be UTC (as SQLite returns them). A
+    time the extra field's signed 32 bits cannot hold (before 1970, from 2038) has none."""
+    if when.tzinfo is not timezone.utc:  # the database's own are UTC already: no conversion
+        when = when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+    seconds = int(when.timestamp())
+    date, time = dos_date_time(when)
+    return date, time, (_EXTENDED_TIME.pack(EXTENDED_TIME_EXTRA, 5, 1, seconds) if 0 <= seconds < 2**31 else b"")
 
 
 def stored_length(size: int) -> int:
@@ -94,6 +116,15 @@ class EntrySizeError(ValueError):
         super().__init__(f"archive entry {name!r} holds {size} bytes, not the {declared} declared, "
                          "so its header's ZIP64 choice would be wrong")
         self.name, self.declared, self.size = name, declared, size
+
+
+class CaseClash(ValueError):
+    """A name that differs from one already written only by case: one file over the other where
+    names ignore case (Windows, macOS). The caller may write the entry under another name."""
+
+    def __init__(self, name: str, written: str) -> None:
+        super().__init__(f"archive entry {name!r} differs from {written!r} only by case")
+        self.name, self.written = name, written
 
 
 class _StoredBlocks:
@@ -168,13 +199,15 @@ class NameHashes:
 class ZipStreamWriter:
     """Writes entries one after another to `output`; `close()` writes the central directory.
 
-    Contract: every name is written once (a second time raises `ValueError`); after an error the
-    writer is abandoned, never closed, so no central directory makes a half archive look whole.
+    Contract: every name is written once (a second time raises `ValueError`) and no two differ
+    only by case (`CaseClash`, before anything of the entry is written); after any other error
+    the writer is abandoned, never closed, so no central directory makes a half archive look whole.
+    The name table holds case-folded names, so the one table serves both checks.
     """
 
     def __init__(self, output: Output, *, modified: datetime) -> None:
         self._output = output
-        self._date, self._time = dos_date_time(modified)
+        self._default_stamp = entry_stamp(modified)
         self._directory = tempfile.TemporaryFile()
         self._names = NameHashes()
         self.offset = 0
@@ -184,29 +217,40 @@ class ZipStreamWriter:
         self._output.write(data)
         self.offset += len(data)
 
+    def _stamp(self, modified: datetime | None) -> Stamp:
+        """The entry's `Stamp`: the archive's time when None."""
+        return self._default_stamp if modified is None else entry_stamp(modified)
+
     def _claim(self, name: str) -> bytes:
-        if not self._names.add(name) and self._already_written(name):
-            raise ValueError(f"archive entry {name!r} written twice")
+        folded = name.casefold()
+        if not self._names.add(folded) and (written := self._written_as(folded)) is not None:
+            if written == name:
+                raise ValueError(f"archive entry {name!r} written twice")
+            raise CaseClash(name, written)
         return name.encode("utf-8")
 
-    def _already_written(self, name: str) -> bool:
-        """Read the spilled directory back to confirm a duplicate (only when a hash repeats)."""
-        wanted = name.encode("utf-8")
+    def _written_as(self, folded: str) -> str | None:
+        """The name written before that case-folds to `folded`, read back from the spilled
+        directory (only when a hash repeats), or None."""
         directory = self._directory
         directory.seek(0)
         try:
             while header := directory.read(CENTRAL.size):
                 name_length, extra_length, comment_length = CENTRAL.unpack(header)[10:13]
-                if directory.read(name_length) == wanted:
-                    return True
+                written = directory.read(name_length).decode("utf-8")
+                if written.casefold() == folded:
+                    return written
                 directory.seek(extra_length + comment_length, 1)
-            return False
+            return None
         finally:
             directory.seek(0, 2)
 
-    def write_whole(self, name: str, data: bytes, *, method: int = STORED, level: int = 6) -> None:
-        """An entry whose bytes are all at hand: sizes and CRC go in its header up front."""
+    def write_whole(self, name: str, data: bytes, *, method: int = STORED, level: int = 6,
+                    modified: datetime | None = None) -> None:
+        """An entry whose bytes are all at hand: sizes and CRC go in its header up front.
+        `modified` is the entry's time (the archive's when None)."""
         encoded = self._claim(name)
+        stamp = self._stamp(modified)
         body = data
         if method == DEFLATED:
             compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
@@ -214,16 +258,16 @@ class ZipStreamWriter:
         crc = zlib.crc32(data)
         header_offset = self.offset
         zip64 = len(data) >= LIMIT32 or len(body) >= LIMIT32
-        extra = struct.pack("<HHQQ", ZIP64_EXTRA, 16, len(data), len(body)) if zip64 else b""
+        extra = (struct.pack("<HHQQ", ZIP64_EXTRA, 16, len(data), len(body)) if zip64 else b"") + stamp[2]
         sizes = (LIMIT32, LIMIT32) if zip64 else (len(body), len(data))
         flags = self._flags(encoded, name)
         self._write(LOCAL.pack(LOCAL_SIGNATURE, self._version(zip64, method), flags, method,
-                                self._time, self._date, crc, *sizes, len(encoded), len(extra))
+                                stamp[1], stamp[0], crc, *sizes, len(encoded), len(extra))
                     + encoded + extra + body)
-        self._record(encoded, flags, method, crc, len(body), len(data), header_offset, zip64=zip64)
+        self._record(encoded, flags, method, crc, len(body), len(data), header_offset, stamp, zip64=zip64)
 
     def write_stream(self, name: str, chunks: Iterable[bytes | memoryview], *,
-                     declared_size: int | None, level: int = 0) -> int:
+                     declared_size: int | None, level: int = 0, modified: datetime | None = None) -> int:
         """An entry whose size is known only at its end: a deflate stream (stored blocks at
         `level` 0) followed by a data descriptor. Returns the number of bytes taken from `chunks`.
 
@@ -233,13 +277,14 @@ class ZipStreamWriter:
         (None) always says ZIP64, which such readers accept only past 4 GiB.
         """
         encoded = self._claim(name)
+        stamp = self._stamp(modified)
         header_offset = self.offset
         zip64 = needs_zip64(declared_size, level=level)
         flags = self._flags(encoded, name) | FLAG_DESCRIPTOR
-        extra = struct.pack("<HHQQ", ZIP64_EXTRA, 16, 0, 0) if zip64 else b""
+        extra = (struct.pack("<HHQQ", ZIP64_EXTRA, 16, 0, 0) if zip64 else b"") + stamp[2]
         sizes = (LIMIT32, LIMIT32) if zip64 else (0, 0)
         self._write(LOCAL.pack(LOCAL_SIGNATURE, self._version(zip64, DEFLATED), flags, DEFLATED,
-                                self._time, self._date, 0, *sizes, len(encoded), len(extra))
+                                stamp[1], stamp[0], 0, *sizes, len(encoded), len(extra))
                     + encoded + extra)
         data_offset = self.offset
         compressor = zlib.compressobj(level, zlib.DEFLATED, -15) if level else _StoredBlocks()
@@ -255,7 +300,7 @@ class ZipStreamWriter:
             raise EntrySizeError(name, declared_size, size)
         descriptor = DESCRIPTOR64 if zip64 else DESCRIPTOR32
         self._write(descriptor.pack(DESCRIPTOR_SIGNATURE, crc, compressed, size))
-        self._record(encoded, flags, DEFLATED, crc, compressed, size, header_offset, zip64=zip64)
+        self._record(encoded, flags, DEFLATED, crc, compressed, size, header_offset, stamp, zip64=zip64)
         return size
 
     @staticmethod
@@ -267,8 +312,9 @@ class ZipStreamWriter:
         return _VERSION_ZIP64 if zip64 else _VERSION_DEFLATE if method == DEFLATED else 10
 
     def _record(self, encoded: bytes, flags: int, method: int, crc: int, compressed: int,
-                size: int, header_offset: int, *, zip64: bool) -> None:
-        """Spill the entry's central-directory record, ZIP64 fields for what overflows 32 bits."""
+                size: int, header_offset: int, stamp: Stamp, *, zip64: bool) -> None:
+        """Spill the entry's central-directory record, ZIP64 fields for what overflows 32 bits
+        (the central extended timestamp holds the modification time only, as the local one)."""
         extra = b""
         if size >= LIMIT32 or compressed >= LIMIT32 or header_offset >= LIMIT32:
             wide = [value for value in (size, compressed, header_offset) if value >= LIMIT32]
@@ -277,8 +323,8 @@ class ZipStreamWriter:
                                                for value in (compressed, size, header_offset))
         self._directory.write(CENTRAL.pack(
             CENTRAL_SIGNATURE, _MADE_BY_UNIX | _VERSION_ZIP64, self._version(zip64 or bool(extra), method),
-            flags, method, self._time, self._date, crc, compressed, size, len(encoded),
-            len(extra), 0, 0, 0, _REGULAR_FILE, header_offset) + encoded + extra)
+            flags, method, stamp[1], stamp[0], crc, compressed, size, len(encoded),
+            len(extra) + len(stamp[2]), 0, 0, 0, _REGULAR_FILE, header_offset) + encoded + extra + stamp[2])
         self.entries += 1
 
     def close(self) -> None:

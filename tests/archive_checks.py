@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from labvault.models import Backup
+from labvault.models import Backup, as_utc
 from labvault.safe_names import file_entry_name
 from tests.factories import OrganizationFixture
 
@@ -22,6 +23,12 @@ def expected_version_document(version: Any) -> dict[str, Any]:
         "created_by": version.created_by,
         "data": version.data,
     }
+
+
+def zip_time(when: datetime) -> tuple[int, int, int, int, int, int]:
+    """What zipfile reports for an entry dated `when`: its UTC clock time, to two seconds."""
+    utc = as_utc(when)
+    return utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second // 2 * 2
 
 
 def read_manifest(archive: zipfile.ZipFile, organization_sid: str) -> dict[str, Any]:
@@ -42,8 +49,10 @@ def assert_archive_matches(path: Path, organization: OrganizationFixture, backup
         for sid, version in organization.versions.items():
             document = json.loads(archive.read(f"{org}/versions/{sid}.json").decode("utf-8"))
             assert document == expected_version_document(version)
-        for name, (_row, data) in file_names.items():
+            assert archive.getinfo(f"{org}/versions/{sid}.json").date_time == zip_time(version.created_at)
+        for name, (row, data) in file_names.items():
             assert archive.read(name) == data, f"bytes of {name} differ from the source"
+            assert archive.getinfo(name).date_time == zip_time(row.created_at), f"{name} is not dated by its upload"
 
         manifest = read_manifest(archive, org)
         entries = {entry["path"]: entry for entry in manifest["entries"]}

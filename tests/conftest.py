@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,24 @@ def organization(sessions, files: FsspecStorage) -> OrganizationFixture:  # type
     """A small organization: 4 records, 9 versions, 6 files including awkward names."""
     with sessions() as session:
         return make_organization(session, files)
+
+
+@pytest.fixture(scope="session")
+def big_archives(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Path]]:
+    """The archives of `tests.big_archives`, each backed up on first use and kept for the
+    session (the one over 4 GiB takes a minute to write); removed at the end."""
+    from tests.big_archives import MAKERS
+
+    folder = tmp_path_factory.mktemp("big-archives")
+    made: dict[str, Path] = {}
+
+    def archive(kind: str) -> Path:
+        if kind not in made:
+            made[kind] = MAKERS[kind](folder / kind.replace(" ", "-"))
+        return made[kind]
+
+    yield archive
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 class Mailbox:

@@ -67,7 +67,7 @@ def make_organization(session: Session, storage: Storage, *, sid: str = "org-1",
         pending.commit()
         row = File(uid=uid, organization_sid=sid, record_sid=record_sids[index % records],
                    name=name, size=len(data), content_type="application/octet-stream",
-                   storage_key=key, created_at=created)
+                   storage_key=key, created_at=created + timedelta(days=index, seconds=7 * index))
         session.add(row)
         made.files[uid] = (row, data)
     session.commit()

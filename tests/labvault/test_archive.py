@@ -105,6 +105,17 @@ def test_a_file_whose_bytes_contradict_its_declared_zip64_size_fails_and_leaves_
     assert storage.list() == []
 
 
+def extra_tags(extra: bytes) -> list[int]:
+    """The tags of an extra field's records, in order."""
+    tags, position = [], 0
+    while position + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, position)
+        tags.append(tag)
+        position += 4 + length
+    assert position == len(extra), f"extra field {extra!r} does not end with a whole record"
+    return tags
+
+
 def local_headers(path: Path) -> dict[str, tuple[int, int, bytes]]:
     """Each entry's local header as a streaming reader meets it: (flags, method, extra field)."""
     raw = path.read_bytes()
@@ -119,21 +130,24 @@ def local_headers(path: Path) -> dict[str, tuple[int, int, bytes]]:
 
 
 def test_streaming_readers_can_find_where_every_entry_ends(storage: FsspecStorage) -> None:
-    """No stored entry has a data descriptor, and small entries, the manifest included, carry no
-    ZIP64 field: Java's ZipInputStream and Node's unzipper refuse either."""
+    """No stored entry has a data descriptor, and entries whose sizes fit 32 bits, the manifest
+    and a file declared between 2 and 4 GiB included, carry no ZIP64 field in either header (only
+    the extended timestamp): Java's ZipInputStream and Node's unzipper refuse a local ZIP64 field
+    the central record lacks (issue 18 item 1)."""
     with writer(storage) as archive:
         archive.add_json("org/versions/v1.json", {"sid": "v1"})
         archive.add_stream("org/u1_x", io.BytesIO(b"x" * 3_000_000), declared_size=3_000_000, uid="u1")
         archive.add_stream("org/u2_empty", io.BytesIO(b""), declared_size=0, uid="u2")
+        archive.add_stream("org/u3_3gib", io.BytesIO(b"abc"), declared_size=3 * 1024**3, uid="u3")
         archive.seal()
     path = Path(storage.url("org/bk.zip"))
     headers = local_headers(path)
-    assert set(headers) == {"org/versions/v1.json", "org/u1_x", "org/u2_empty", "org/manifest.json"}
-    for name, (flags, method, extra) in headers.items():
-        assert not (method == zipfile.ZIP_STORED and flags & 0x08), f"{name} is stored with a data descriptor"
-        assert extra == b"", f"{name} has a local extra field {extra!r}"
+    assert set(headers) == {"org/versions/v1.json", "org/u1_x", "org/u2_empty", "org/u3_3gib", "org/manifest.json"}
     with zipfile.ZipFile(path) as zf:
-        assert all(info.extra == b"" for info in zf.infolist()), "a central record has a ZIP64 field"
+        for name, (flags, method, extra) in headers.items():
+            assert not (method == zipfile.ZIP_STORED and flags & 0x08), f"{name} is stored with a data descriptor"
+            assert extra_tags(extra) == [0x5455], f"{name} has a local extra field {extra!r}"
+            assert zf.getinfo(name).extra == extra, f"{name}: the central record's extra field differs"
         assert zf.read("org/u1_x") == b"x" * 3_000_000
 
 

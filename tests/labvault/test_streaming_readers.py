@@ -45,7 +45,8 @@ class ReadEntry:
 @pytest.fixture(scope="module")
 def java_reader(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., list[ReadEntry]]:
     """Compiles the reader once; calling the result reads a zip's bytes from a file or writes them
-    through a callback, and returns the entries (extracted to `folder` when given)."""
+    through a callback, and returns the entries (extracted to `folder` when given). With
+    `zip_file`, the file is read with `ZipFile` (from its central directory) instead."""
     if not (shutil.which("javac") and shutil.which("java")):
         reason = "no JDK (javac and java) here; install default-jdk-headless to run the ZipInputStream checks"
         if os.environ.get("CI") == "true":
@@ -54,9 +55,14 @@ def java_reader(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., list[
     classes = tmp_path_factory.mktemp("java")
     subprocess.run(["javac", "-d", str(classes), str(READER)], check=True, capture_output=True)
 
-    def read(source: Path | Callable[[io.BufferedWriter], None], folder: Path | None = None) -> list[ReadEntry]:
+    def read(source: Path | Callable[[io.BufferedWriter], None], folder: Path | None = None, *,
+             zip_file: bool = False) -> list[ReadEntry]:
         command = ["java", "-cp", str(classes), "ZipInputStreamCheck"] + ([str(folder)] if folder else [])
-        if isinstance(source, Path):
+        if zip_file:
+            assert isinstance(source, Path) and folder is None
+            done = subprocess.run(command + ["--zipfile", str(source)], capture_output=True)
+            stdout, stderr, code = done.stdout, done.stderr, done.returncode
+        elif isinstance(source, Path):
             with source.open("rb") as stdin:
                 done = subprocess.run(command, stdin=stdin, capture_output=True)
             stdout, stderr, code = done.stdout, done.stderr, done.returncode
@@ -70,7 +76,7 @@ def java_reader(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., list[
                 pass  # the reader gave up: its stderr says why
             stdout, stderr = process.communicate()  # closes its stdin: the end of the zip
             code = process.returncode
-        assert code == 0, f"ZipInputStream refused the archive: {stderr.decode(errors='replace')}"
+        assert code == 0, f"java.util.zip refused the archive: {stderr.decode(errors='replace')}"
         entries = []
         for line in stdout.decode().splitlines():
             name, size, crc, sha256 = line.split(" ")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import zipfile
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -157,3 +159,38 @@ def test_many_distinct_names_are_all_accepted(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="written twice"):
             writer.write_whole("n123456", b"")
         writer.abandon()
+
+
+def test_each_entry_carries_its_own_time_in_utc(tmp_path: Path) -> None:
+    """Per-entry times: the DOS fields hold UTC clock time (what zipfile reports, having no
+    time zone to go by) and the extended timestamp the exact UTC second, which Info-ZIP shows in
+    the reader's own zone and sets on the extracted file. An entry without a time gets the
+    archive's; times zip cannot say are clamped in the DOS fields and have no extended stamp."""
+    summer = datetime(2026, 7, 1, 8, 30, 45, tzinfo=timezone.utc)
+    winter = datetime(2025, 12, 24, 23, 59, 59)  # naive: UTC, as SQLite returns it
+    zurich = datetime(2026, 3, 2, 9, 0, 1, tzinfo=ZoneInfo("Europe/Zurich"))  # 08:00:01 UTC
+    path = tmp_path / "times.zip"
+
+    def build(writer: ZipStreamWriter) -> None:
+        writer.write_whole("summer.json", b"{}", method=DEFLATED, modified=summer)
+        writer.write_stream("winter.bin", iter([b"w"]), declared_size=1, modified=winter)
+        writer.write_stream("zurich.bin", iter([b"z"]), declared_size=1, modified=zurich)
+        writer.write_whole("archive.txt", b"a")
+        writer.write_whole("old.txt", b"o", modified=datetime(1960, 5, 1, tzinfo=timezone.utc))
+
+    write_zip(path, build)
+    with zipfile.ZipFile(path) as zf:
+        assert [info.date_time for info in zf.infolist()] == [
+            (2026, 7, 1, 8, 30, 44), (2025, 12, 24, 23, 59, 58), (2026, 3, 2, 8, 0, 0),
+            (2026, 5, 17, 8, 30, 44), (1980, 1, 1, 0, 0, 0)]
+    listing = subprocess.run(["zipinfo", "-T", "-l", str(path)], capture_output=True, text=True,
+                             env={**os.environ, "TZ": "Europe/Zurich"}, check=True).stdout
+    assert [line.split()[-2:] for line in listing.splitlines()[2:-1]] == [
+        ["20260701.103045", "summer.json"], ["20251225.005959", "winter.bin"],
+        ["20260302.090001", "zurich.bin"], ["20260517.103044", "archive.txt"],
+        ["19800101.000000", "old.txt"]]  # no extended stamp: the DOS fields as they are
+    folder = tmp_path / "out"
+    subprocess.run(["unzip", "-q", str(path), "-d", str(folder)], check=True)
+    assert {name: int((folder / name).stat().st_mtime) for name in ("summer.json", "winter.bin", "zurich.bin")} == {
+        "summer.json": int(summer.timestamp()), "winter.bin": int(winter.replace(tzinfo=timezone.utc).timestamp()),
+        "zurich.bin": int(zurich.timestamp())}
