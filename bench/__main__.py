@@ -84,6 +84,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="GB of files (1 = 1 GB in 200 files, 20,000 versions)")
     parser.add_argument("--versions", type=int, default=None,
                         help="versions in the backed-up organization (default 20,000 × scale)")
+    parser.add_argument("--small-files", type=int, default=None,
+                        help="files in the many-small-files case (default 100,000 × scale)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is reported")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "labvault-bench")
     parser.add_argument("--skip", default="", help="comma-separated: million, small, s3, moto, prefect")
@@ -149,7 +151,7 @@ def main() -> None:
     rows.append(measure(f"D restore {largest} versions (into SQLite)", case(
         "restore", database_url=postgres_url, organization=f"bench-{largest}", out=f"{work}/restores"),
         env, 1, None))
-    small_count = int(100_000 * options.scale)
+    small_count = options.small_files if options.small_files is not None else int(100_000 * options.scale)
     if "small" not in skip:
         print(f"G. {small_count:,} small files (4-64 KB) + {versions:,} versions, local", flush=True)
         small_root = work / "small-files"
