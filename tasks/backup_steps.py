@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from labvault import backups, reverification
+from labvault import backups, object_lock, reverification
 from labvault.archive import ArchiveWriter, SealedArchive
 from labvault.archive_rules import ArchiveLimits
 from labvault.backups import BackupRequest, ProgressRecorder
@@ -153,12 +154,14 @@ def verify_written_archive(sid: str, sealed: SealedArchive) -> None:
 
 @task(name="finish-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def finish_backup(sid: str, sealed: SealedArchive) -> dict[str, Any]:
-    """Mark the backup Completed with its counts, size, link, cost and expiry."""
+    """Mark the backup Completed with its counts, size, link, cost and expiry (its archive
+    locked until then with LABVAULT_S3_OBJECT_LOCK)."""
     storage = context.backups_storage()
     with context.sessions()() as session:
         backup = backups.finish_backup(session, sid, sealed, run_id=context.run_id(),
                                        file_path=storage.url(sealed.key),
-                                       pricing=Pricing.of(context.settings()))
+                                       pricing=Pricing.of(context.settings()),
+                                       lock=partial(object_lock.lock_archive, storage, sealed.key))
         details = asdict(BackupDetails.of(backup, storage))
     _publish_artifacts(details)
     return details
