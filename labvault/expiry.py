@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from labvault.backups import fail_backup
 from labvault import audit, object_lock
 from labvault.deletion import remove_backup
+from labvault.errors import InvalidInputError
 from labvault.models import Backup, BackupStatus, as_utc, utcnow
 from labvault.restore_staging import recover_staging
 from labvault.safe_names import archive_key
@@ -46,8 +47,9 @@ class ExpiryReport:
 def delete_expired(session: Session, backups_storage: Storage, now: datetime
                    ) -> tuple[list[str], list[str]]:
     """Every Completed backup whose date_expired has passed: archive and listing. A backup on
-    legal hold, or whose archive's Object Lock still runs (the server's clock, or a retention
-    changed since), is kept and said why, for a later run. Returns (deleted, kept)."""
+    legal hold, or whose archive's Object Lock still runs (a retention changed since, or the
+    server's clock behind ours: S3 refuses the delete), is kept and said why, for a later run.
+    Returns (deleted, kept)."""
     due = session.scalars(
         select(Backup).where(Backup.date_deleted.is_(None), Backup.date_expired <= now)
         .order_by(Backup.date_expired)
@@ -64,7 +66,13 @@ def delete_expired(session: Session, backups_storage: Storage, now: datetime
             continue
         audit.record(session, organization_sid=backup.organization_sid, backup_sid=backup.sid,
                      action="deleted", actor="expiry", door="flow", detail="expired")
-        if remove_backup(session, backups_storage, backup, now):  # commits the event with it
+        try:
+            removed = remove_backup(session, backups_storage, backup, now)  # commits the event with it
+        except InvalidInputError as exc:  # S3 refused: the server's clock is behind ours
+            session.rollback()
+            kept.append(f"{backup.sid}: {exc}; left for a later run")
+            continue
+        if removed:
             deleted.append(backup.sid)
     return deleted, kept
 
