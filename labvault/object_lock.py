@@ -14,6 +14,13 @@ def _locking(storage: Storage) -> S3Storage | None:
     return storage if isinstance(storage, S3Storage) and storage.object_lock else None
 
 
+def check_bucket(storage: Storage) -> None:
+    """Refuse, before any work, a store that is to lock archives in a bucket that cannot."""
+    locking = _locking(storage)
+    if locking is not None:
+        locking.check_object_lock()
+
+
 def lock_archive(storage: Storage, key: str, until: datetime) -> None:
     """Lock a sealed archive until its backup expires. Set once the expiry date is known, at
     completion: an archive that fails verification, or whose backup ends in Error, stays

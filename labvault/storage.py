@@ -469,6 +469,11 @@ class S3Storage(FsspecStorage):
                 f"{self.setting} {self.url_root!r}: cannot write there ({_failure_reason(exc)}); "
                 "check the bucket, AWS_ENDPOINT_URL and the credentials"
             ) from exc
+        self.check_object_lock(client)
+
+    def check_object_lock(self, client: Any = None) -> None:
+        """With LABVAULT_S3_OBJECT_LOCK on, refuse a bucket made without Object Lock (S3 would
+        refuse to lock the archive only once it is written)."""
         if self.object_lock and not self.has_object_lock(client):
             raise InvalidInputError(
                 f"{self.setting} {self.url_root!r}: bucket {self.bucket!r} has no Object Lock, which "

@@ -396,7 +396,7 @@ def _legal_hold(sid: str, requested_by: str, *, on: bool, as_json: bool) -> None
         _print_json({"sid": sid, "legal_hold": on})
     else:
         stdout.print(f"Backup {sid} ({name}) " + ("is on legal hold: expiry keeps it and delete refuses it."
-                                                  if on else "is released from legal hold."))
+                                                  if on else "is released from legal hold."), soft_wrap=True)
 
 
 @backup_app.command("hold")

@@ -58,9 +58,10 @@ def keep_alive(sid: str) -> Heartbeat:
 
 @task(name="estimate-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def estimate(request: BackupRequest) -> Estimate:
-    """Check the request and the credential blocks, then size and price the backup from SQL
-    aggregates."""
+    """Check the request, the credential blocks and the bucket's Object Lock (when archives are
+    to be locked), then size and price the backup from SQL aggregates."""
     context.check_credentials()
+    object_lock.check_bucket(context.backups_storage())
     with context.sessions()() as session:
         backups.check_request(session, request)
         result = estimate_backup(session, request.organization_sid,
@@ -87,7 +88,9 @@ def start_backup(request: BackupRequest, flow_run_id: str | None, cost: Decimal 
 
 @task(name="restart-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def restart_backup(sid: str, requested_by: str, flow_run_id: str | None) -> str:
-    """Put an Error backup back In Progress under the same sid, for an admin of its organization."""
+    """Put an Error backup back In Progress under the same sid, for an admin of its organization
+    (refused first if its archive is to be locked in a bucket that cannot)."""
+    object_lock.check_bucket(context.backups_storage())
     with context.sessions()() as session:
         backups.restart_backup(session, sid, requested_by, flow_run_id=flow_run_id,
                                door=requesting_door())

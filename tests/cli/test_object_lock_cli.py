@@ -104,7 +104,7 @@ def test_hold_refuses_delete_until_release(sessions, organization, seaweedfs, mo
     shown = labvault("backup", "show", sid)
     assert "on legal hold: kept and not deletable until released" in shown.stdout
     assert json.loads(labvault("backup", "show", sid, "--json").stdout)["legal_hold"] is True
-    assert "Completed (legal hold)" in labvault("backup", "list").stdout
+    assert [row["legal_hold"] for row in json.loads(labvault("backup", "list", "--json").stdout)] == [True]
 
     refused = labvault("backup", "delete", sid, "--as", organization.admin_email, "--yes")
     assert refused.exit_code == 1
