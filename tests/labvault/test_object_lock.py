@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from labvault import audit, deletion, expiry, legal_hold
+from labvault.backups import start_backup
 from labvault.errors import InvalidInputError
 from labvault.models import Backup, utcnow
 from labvault.safe_names import archive_key
@@ -180,3 +181,13 @@ def test_holding_twice_or_releasing_what_is_not_held_changes_nothing(sessions, f
     with sessions() as session:
         assert session.get(Backup, sid).legal_hold is on
         assert [e.action for e in audit.events_of(session, sid)] == ["created", *(["held"] if on else [])]
+
+
+def test_only_a_completed_backup_can_be_held(sessions, backups_storage, organization) -> None:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        sid = start_backup(session, request_for(organization))
+    with sessions() as session, pytest.raises(InvalidInputError) as refused:
+        legal_hold.set_legal_hold(session, backups_storage, sid, organization.admin_email, on=True)
+    assert str(refused.value) == f"backup {sid} is In Progress; only a Completed backup can be put on legal hold"
+    with sessions() as session:
+        assert session.get(Backup, sid).legal_hold is False
