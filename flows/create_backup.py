@@ -25,6 +25,7 @@ from flows.parameters import (
 )
 from labvault.backups import BackupRequest
 from tasks.backup_steps import estimate, start_backup
+from tasks.slots import backup_slots
 
 
 @flow(name="create-backup", flow_run_name="backup {organization_sid}: {name}",
@@ -46,6 +47,7 @@ def create_backup(
     quote = estimate(request)
     if require_approval and not approve_cost(quote, approval_timeout_minutes):
         return Cancelled(message="The cost was not approved: no backup was made")
-    sid = start_backup(request, flow_run_id=current_flow_run.id, cost=quote.cost,
-                       retention_days=retention_days)
-    return build_backup(sid)
+    with backup_slots(organization_sid):
+        sid = start_backup(request, flow_run_id=current_flow_run.id, cost=quote.cost,
+                           retention_days=retention_days)
+        return build_backup(sid)

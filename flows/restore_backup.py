@@ -14,7 +14,9 @@ from tasks.restore_steps import restore
 @fails_with_reason
 def restore_backup(
     source: str = parameter(..., "Source",
-                            "Backup sid, path of a zip, or URL such as s3://bucket/key.zip."),
+                            "Backup sid, path of a zip, or URL such as s3://bucket/key.zip. A presigned "
+                            "https link is refused here (its signature would be stored with the "
+                            "run): give it to `labvault restore` on the command line."),
     to_database_url: str = parameter(
         ..., "Target database",
         "SQLAlchemy URL of the database to restore into, without a password: Prefect keeps "

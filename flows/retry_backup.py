@@ -9,6 +9,7 @@ from flows.build_backup import build_backup, record_failure
 from flows.outcome import fails_with_reason
 from flows.parameters import BACKUP, REQUESTED_BY, BackupSid, Email
 from tasks.backup_steps import restart_backup
+from tasks.slots import backup_slots, organization_of
 
 
 @flow(name="retry-backup", flow_run_name="retry {backup_sid}", on_failure=[record_failure],
@@ -17,5 +18,6 @@ from tasks.backup_steps import restart_backup
 def retry_backup(backup_sid: BackupSid = BACKUP, requested_by: Email = REQUESTED_BY) -> dict[str, Any]:
     """Re-run a failed backup for an admin of its organization: same sid, error cleared, a fresh
     archive and expiry on success; the notice goes to that admin."""
-    sid = restart_backup(backup_sid, requested_by, flow_run_id=current_flow_run.id)
-    return build_backup(sid)
+    with backup_slots(organization_of(backup_sid)):
+        sid = restart_backup(backup_sid, requested_by, flow_run_id=current_flow_run.id)
+        return build_backup(sid)

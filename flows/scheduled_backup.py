@@ -29,6 +29,7 @@ from labvault.backups import BackupRequest, render_backup_name
 from labvault.errors import InvalidInputError, one_line
 from labvault.models import utcnow
 from tasks.backup_steps import estimate, notify, record_attempt_failure, restart_backup, start_backup
+from tasks.slots import backup_slots
 
 
 NAME_TEMPLATE = "Scheduled backup {date}"
@@ -74,18 +75,19 @@ def scheduled_backup(
     """Back up one organization on a schedule, without approval, retrying what fails."""
     request = BackupRequest(organization_sid, backup_name(name_template), description, requested_by)
     quote = estimate(request)
-    sid = start_backup(request, flow_run_id=current_flow_run.id, cost=quote.cost,
-                       retention_days=retention_days)
-    for attempt in range(1, tries + 1):
-        try:
-            return build_backup(sid)
-        except Exception as exc:
-            record_attempt_failure(sid, one_line(exc))
-            if attempt == tries:
-                notify(sid, to_admins=True)
-                raise
-        get_run_logger().warning("Backup %s: try %d of %d failed; trying again in %d minutes",
-                                 sid, attempt, tries, minutes_between_tries)
-        wait_between_tries(minutes_between_tries)
-        restart_backup(sid, requested_by, flow_run_id=current_flow_run.id)
+    with backup_slots(organization_sid):  # held between tries too: no other backup slips in
+        sid = start_backup(request, flow_run_id=current_flow_run.id, cost=quote.cost,
+                           retention_days=retention_days)
+        for attempt in range(1, tries + 1):
+            try:
+                return build_backup(sid)
+            except Exception as exc:
+                record_attempt_failure(sid, one_line(exc))
+                if attempt == tries:
+                    notify(sid, to_admins=True)
+                    raise
+            get_run_logger().warning("Backup %s: try %d of %d failed; trying again in %d minutes",
+                                     sid, attempt, tries, minutes_between_tries)
+            wait_between_tries(minutes_between_tries)
+            restart_backup(sid, requested_by, flow_run_id=current_flow_run.id)
     raise AssertionError("unreachable: the last try returns or raises")

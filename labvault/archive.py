@@ -73,7 +73,7 @@ class _GatheringSink:
             self._pending.clear()
 
 
-class _Prefixed:
+class Prefixed:
     """`source` with the bytes already read from it put back in front."""
 
     def __init__(self, head: bytes, source: Readable) -> None:
@@ -88,7 +88,7 @@ class _Prefixed:
         return taken
 
 
-def _measured(source: Readable) -> tuple[int | None, Readable]:
+def read_ahead(source: Readable) -> tuple[int | None, Readable]:
     """A source of unknown size, with its size when it ends within the copy buffer (most do).
 
     A streamed entry's header must say ZIP64 up front, and an unknown size has to say it; Java's
@@ -98,7 +98,7 @@ def _measured(source: Readable) -> tuple[int | None, Readable]:
     head = b""
     while len(head) <= COPY_BUFFER_BYTES and (chunk := source.read(COPY_BUFFER_BYTES + 1 - len(head))):
         head += chunk
-    return (len(head) if len(head) <= COPY_BUFFER_BYTES else None), _Prefixed(head, source)
+    return (len(head) if len(head) <= COPY_BUFFER_BYTES else None), Prefixed(head, source)
 
 
 def _hashed_inline(source: Readable, digest: Any) -> Generator[bytes, None, None]:
@@ -182,7 +182,7 @@ class ArchiveWriter:
         """
         self._check_path(path)
         if declared_size is None:
-            declared_size, source = _measured(source)
+            declared_size, source = read_ahead(source)
         digest = hashlib.sha256()
         chunks: Generator[bytes, None, None]
         if declared_size is not None and declared_size < COPY_BUFFER_BYTES:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from labvault import audit
-from labvault.archive import ArchiveWriter, SealedArchive
+from labvault.archive import COPY_BUFFER_BYTES, ArchiveWriter, Readable, SealedArchive, read_ahead
 from labvault.catalog import get_backup, get_organization
 from labvault.errors import (
     ConflictError,
@@ -45,7 +45,7 @@ from labvault.verify import ArchiveLimits, VerifyReport, verify_archive
 NAME_MAX_CHARS = 255
 DESCRIPTION_MAX_CHARS = 5000
 OPEN_ATTEMPTS = 3
-OPEN_AHEAD = 4  # files being opened while one is copied,
+OPEN_AHEAD = 4  # files of a remote store being opened while one is copied,
 OPEN_AHEAD_BYTES = 64 * 1024 * 1024  # when no more than this is to be copied before each
 
 
@@ -351,14 +351,28 @@ class _NamedBlob:
 
     def __init__(self, source: BinaryIO, row: Any) -> None:
         self._source = source
+        self._reader: Readable = source  # the source, or what was read ahead followed by it
         self._row = row
 
     def read(self, size: int = -1) -> bytes:
         try:
-            return self._source.read(size)
+            return self._reader.read(size)
         except Exception as exc:
-            raise TransientError(f"file {self._row.uid} ({self._row.name}): reading it from the files "
-                                 f"store failed: {one_line(exc)}") from exc
+            raise self._failed(exc) from exc
+
+    def read_ahead(self) -> None:
+        """Read the first megabyte (all of a small file) now, on the thread that opened the blob:
+        the copy then finds a small remote file in memory, and the transfers of the next ones
+        overlap its copy instead of waiting behind it. Closes the blob when that fails."""
+        try:
+            _, self._reader = read_ahead(self._source)
+        except Exception as exc:
+            self.close()
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: Exception) -> TransientError:
+        return TransientError(f"file {self._row.uid} ({self._row.name}): reading it from the files "
+                              f"store failed: {one_line(exc)}")
 
     def close(self) -> None:
         self._source.close()
@@ -370,11 +384,16 @@ class _NamedBlob:
         self.close()
 
 
-def _open_blob(files_storage: Storage, row: Any) -> _NamedBlob:
-    """Open a file's bytes, retrying transient failures; a missing blob names the file."""
+def _open_blob(files_storage: Storage, row: Any, *, read_small_ahead: bool = False) -> _NamedBlob:
+    """Open a file's bytes, retrying transient failures; a missing blob names the file. With
+    `read_small_ahead`, a file of at most COPY_BUFFER_BYTES is read whole here (a failure while
+    reading it is retried too)."""
     for attempt in range(1, OPEN_ATTEMPTS + 1):
         try:
-            return _NamedBlob(files_storage.open_stream(row.storage_key), row)
+            blob = _NamedBlob(files_storage.open_stream(row.storage_key), row)
+            if read_small_ahead and row.size is not None and row.size <= COPY_BUFFER_BYTES:
+                blob.read_ahead()
+            return blob
         except FileNotFoundError as exc:
             raise MissingBlobError(
                 f"file {row.uid} ({row.name}) is missing from the files store"
@@ -400,7 +419,9 @@ def copy_files(session: Session, sid: str, files_storage: Storage, archive: Arch
     )
     before = archive.files
     progress.start_step(_count(session, File, _file_criteria(backup)))
-    for row, source in opened_ahead(rows, partial(_open_blob, files_storage), depth=OPEN_AHEAD,
+    remote = files_storage.remote
+    for row, source in opened_ahead(rows, partial(_open_blob, files_storage, read_small_ahead=remote),
+                                    depth=OPEN_AHEAD if remote else 0,
                                     size=lambda row: row.size, max_bytes_ahead=OPEN_AHEAD_BYTES):
         with source:
             archive.add_stream(

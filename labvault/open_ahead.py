@@ -33,8 +33,12 @@ def opened_ahead(items: Iterable[Item], open_one: Callable[[Item], Opened], *, d
     `max_bytes_ahead` (`size` of each; None, unknown, counts as too many). The caller closes each
     object it is given. Objects opened but never handed out (the caller stopped early, or an
     earlier open failed) are closed here; an open's error is raised when its item's turn comes,
-    so errors arrive in order too.
+    so errors arrive in order too. With `depth` 0 each item is opened when its turn comes, on
+    the caller's thread (a local file opens in microseconds: a thread hand-off would cost more).
     """
+    if depth == 0:
+        yield from ((item, open_one(item)) for item in items)
+        return
     pool = ThreadPoolExecutor(depth, thread_name_prefix="open-ahead")
     pending: deque[tuple[Item, Future[Opened]]] = deque()
 

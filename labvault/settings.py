@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         description="Most bytes an archive's entries may expand to when it is verified or restored "
                     "(10 TiB by default); an archive declaring more is refused unread.",
     )
+    max_parallel_backups: int = Field(
+        0, ge=0, le=10_000,
+        description="Most backups writing to the backups store at once, across every worker "
+                    "(0: no cap); a backup over the cap waits for a slot.",
+    )
     stale_after_minutes: int = Field(
         60, ge=1, le=MAX_STALE_AFTER_MINUTES,
         description="An In Progress backup with no progress for this long is reaped to Error.",

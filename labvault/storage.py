@@ -14,6 +14,7 @@ import queue
 import shutil
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Protocol
@@ -21,6 +22,7 @@ from typing import Any, BinaryIO, Protocol
 import fsspec
 from fsspec.core import url_to_fs
 
+from labvault.archive_rules import DEFAULT_MAX_TOTAL_BYTES
 from labvault.errors import InvalidInputError, TransientError
 from labvault.models import as_utc
 from labvault.settings import Settings
@@ -82,6 +84,8 @@ class Storage(Protocol):
     def url(self, key: str) -> str: ...
     def download_link(self, key: str, lifetime: timedelta) -> str: ...
     def local_path(self, key: str) -> str | None: ...
+    @property
+    def remote(self) -> bool: ...
 
 
 def check_key(key: str) -> str:
@@ -144,9 +148,17 @@ class FsspecStorage:
     def _key(self, path: str) -> str:
         return posixpath.relpath(self.fs._strip_protocol(path), self.root)
 
+    @property
+    def remote(self) -> bool:
+        """Whether opening an object costs a round trip over the network (worth opening ahead)."""
+        return not self._is_local
+
     def open_read(self, key: str) -> BinaryIO:
+        return self._opened(key, lambda path: self.fs.open(path, "rb"))
+
+    def _opened(self, key: str, open_path: Callable[[str], BinaryIO]) -> BinaryIO:
         try:
-            return self.fs.open(self._path(key), "rb")
+            return open_path(self._path(key))
         except FileNotFoundError:
             raise
         except PermissionError as exc:
@@ -155,8 +167,12 @@ class FsspecStorage:
             raise TransientError(f"cannot read {key!r} from {self.url_root}: {exc}") from exc
 
     def open_stream(self, key: str) -> BinaryIO:
-        """The object read once from start to end (no seeking): what a copy needs. Here the same
-        as `open_read`; a store with a cheaper sequential path (S3: one GET) overrides it."""
+        """The object read once from start to end (no seeking): what a copy needs. A local
+        folder's file is opened as a plain file: fsspec's wrapper adds a Python call to every
+        read, which a backup of 100,000 small files pays twice per file. A store with a cheaper
+        sequential path (S3: one GET) overrides it."""
+        if self._is_local:
+            return self._opened(key, lambda path: open(path, "rb"))  # noqa: SIM115 (the caller closes it)
         return self.open_read(key)
 
     def open_write(self, key: str, expected_size: int | None = None) -> PendingWrite:
@@ -422,6 +438,7 @@ class S3Storage(FsspecStorage):
         self.object_lock = object_lock  # LABVAULT_S3_OBJECT_LOCK: "", governance or compliance
         self.bucket = self.root.split("/", 1)[0]
         self._boto_client: Any = None
+        self._read_client: Any = None
         self._client_lock = threading.Lock()
 
     def exists(self, key: str) -> bool:
@@ -430,6 +447,20 @@ class S3Storage(FsspecStorage):
         except Exception as exc:  # botocore's errors, sorted as every store's are
             raise TransientError(f"{self.setting} {self.url_root!r}: cannot reach it "
                                  f"({_failure_reason(exc)})") from exc
+
+    def open_read(self, key: str) -> BinaryIO:
+        """The object as a seekable file whose reads from one position on are one GET, read
+        ahead and resumed where a connection breaks (`range_reader`): verifying 1 GB through
+        s3fs's 50 MiB range requests took ... where this takes ... (bench, SeaweedFS)."""
+        from labvault.range_openers import S3RangeOpener, s3_read_client
+        from labvault.range_reader import RangeReader
+
+        with self._client_lock:
+            if self._read_client is None:
+                self._read_client = s3_read_client(**self._boto3_options)
+        bucket, _, object_key = self._path(key).partition("/")
+        opener = S3RangeOpener(self._read_client, bucket, object_key, f"s3://{bucket}/{object_key}")
+        return RangeReader(opener, max_bytes=DEFAULT_MAX_TOTAL_BYTES)
 
     def open_stream(self, key: str) -> BinaryIO:
         """One GET whose body is read as it arrives. s3fs's file needs a HEAD first and passes

@@ -464,7 +464,7 @@ def expire(as_json: JsonOption = False) -> None:
 
 @backup_app.command("verify")
 def backup_verify(
-    source: Annotated[str, typer.Argument(help="Backup sid, path of a zip, or URL (s3://…).")],
+    source: Annotated[str, typer.Argument(help="Backup sid, path of a zip, or URL (s3://…, https://…).")],
     as_json: JsonOption = False,
 ) -> None:
     """Read an archive once and check every entry against its manifest."""
@@ -475,7 +475,8 @@ def backup_verify(
     settings = _settings()
     with user_errors():
         with _sessions(settings)() as session:
-            open_source, label = archive_opener(source, session, _backups_store(settings))
+            open_source, label = archive_opener(source, session, _backups_store(settings),
+                                                max_bytes=settings.archive_max_bytes)
         with open_source() as stream:
             report = verify_archive(stream, label=label,
                                     limits=ArchiveLimits.with_max_total(settings.archive_max_bytes))
@@ -498,7 +499,7 @@ def backup_verify(
 
 @app.command()
 def restore(
-    source: Annotated[str, typer.Argument(help="Backup sid, path of a zip, or URL (s3://…).")],
+    source: Annotated[str, typer.Argument(help="Backup sid, path of a zip, or URL (s3://…, https://…).")],
     to_database: Annotated[str, typer.Option(
         "--to-database", help="SQLAlchemy URL to restore into, without a password (see "
                               "--to-database-password-secret, PGPASSWORD, ~/.pgpass).")],
@@ -512,7 +513,7 @@ def restore(
 ) -> None:
     """Verify an archive, then restore it into an empty database and files store."""
     from flows.restore_backup import restore_backup
-    from labvault.archive_sources import archive_opener
+    from labvault.archive_sources import archive_opener, hold_link
     from labvault.database import check_connection
     from labvault.storage import storage_for
     from labvault.url_secrets import STORE_CREDENTIALS, database_url, files_url, refuse_credentials
@@ -526,14 +527,14 @@ def restore(
         files = storage_for(files_url(to_files, name="--to-files"), setting="--to-files",
                             s3_credentials=_s3_credentials(settings))
         with _sessions(settings)() as session:
-            archive_opener(source, session, _backups_store(settings))
+            archive_opener(source, session, _backups_store(settings), max_bytes=settings.archive_max_bytes)
         if password_secret:
             with _prefect_starting():
                 target = target.set(password=_blocks().secret_password(
                     password_secret, name="--to-database-password-secret"))
         check_connection(target.render_as_string(hide_password=False), name="--to-database")
         files.check_writable()
-        report = run_flow(restore_backup, source=source, to_database_url=to_database,
+        report = run_flow(restore_backup, source=hold_link(source), to_database_url=to_database,
                           to_files_url=to_files, organization_sid=org, merge=merge,
                           to_database_password_secret=password_secret).result()
     if as_json:

@@ -11,7 +11,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from labvault.archive_rules import ArchiveLimits
-from labvault.archive_sources import archive_opener
+from labvault.archive_sources import archive_opener, refuse_signed_link
 from labvault.database import check_connection, session_factory, upgrade_schema
 from labvault.restore import MergePolicy, restore_archive
 from labvault.storage import storage_for
@@ -30,6 +30,7 @@ def restore(source: str, to_database_url: str, to_files_url: str, organization_s
     """
     logger = get_run_logger()
     refuse_credentials(source, name="source", instead=STORE_CREDENTIALS)
+    refuse_signed_link(source, name="source")
     target = database_url(to_database_url, name="to_database_url",
                           secret_option="to_database_password_secret")
     files = storage_for(files_url(to_files_url, name="to_files_url"), setting="to_files_url",
@@ -40,7 +41,8 @@ def restore(source: str, to_database_url: str, to_files_url: str, organization_s
     target_url = target.render_as_string(hide_password=False)
     check_connection(target_url, name="to_database_url")
     with context.sessions()() as session:
-        open_source, label = archive_opener(source, session, context.backups_storage())
+        open_source, label = archive_opener(source, session, context.backups_storage(),
+                                            max_bytes=context.settings().archive_max_bytes)
     logger.info("Restoring %s into %s and %s", label, masked_url(target), masked_url(to_files_url))
     with session_factory(target_url)() as target_session:  # connects on first use, after verifying
         settings = context.settings()

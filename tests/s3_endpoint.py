@@ -104,12 +104,14 @@ class FaultProxy:
     """Forwards every request to the endpoint, failing UploadPart requests while `failures` > 0
     (a negative number fails them for good) with a 500 InternalError, as S3 itself sometimes does;
     with `cut_downloads` set, a GET of a key containing it gets half its body, then the
-    connection closes (a network failure in the middle of a download)."""
+    connection closes (a network failure in the middle of a download), `cuts_left` times when
+    that is set, else every time."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = urlsplit(upstream)
         self.failures = 0
         self.cut_downloads: str | None = None
+        self.cuts_left: int | None = None
         self.failed = 0
         self.part_uploads = 0
         self._lock = threading.Lock()
@@ -120,6 +122,13 @@ class FaultProxy:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def _take_cut(self) -> bool:
+        with self._lock:
+            if self.cuts_left is None:
+                return True
+            self.cuts_left -= 1
+            return self.cuts_left >= 0
 
     def _should_fail(self, method: str, path: str) -> bool:
         query = parse_qs(urlsplit(path).query)
@@ -168,7 +177,7 @@ class FaultProxy:
                 response = connection.getresponse()
                 data = response.read()
                 if (proxy.cut_downloads and self.command == "GET" and proxy.cut_downloads in self.path
-                        and response.status == 200):
+                        and response.status == 200 and proxy._take_cut()):
                     self._reply_cut(response.getheaders(), data)
                     connection.close()
                     return

@@ -166,7 +166,7 @@ WHOLE_STDERR: list[tuple[list[str], dict[str, str], str]] = [
     (["expire"], {"LABVAULT_BACKUPS_URL": "{home}/files"}, OVERLAP.replace("{backups}", "{home}/files")),
     (["backup", "verify", "file://{tmp}"], {}, "error: archive 'file://{tmp}' is a folder; give the URL of a zip"),
     (["backup", "verify", "s3://bucket/a.zip"], NO_S3,
-     "error: cannot open archive 's3://bucket/a.zip': Could not connect to the endpoint URL: "
+     "error: cannot read archive 's3://bucket/a.zip': Could not connect to the endpoint URL: "
      '"http://127.0.0.1:9/bucket/a.zip"'),
     (["backup", "verify", "zip://a.txt::{tmp}/a.zip"], {},
      "error: archive 'zip://a.txt::{tmp}/a.zip' is a chain of URLs (::); give the zip's own path or URL"),

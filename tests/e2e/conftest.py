@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +39,21 @@ class PrefectServer:
         return subprocess.run([str(BIN / "prefect"), *args], cwd=ROOT, env=self.env, text=True,
                               capture_output=True, timeout=timeout, check=False)
 
-    def start(self, name: str, *command: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *command: str, own_group: bool = False) -> subprocess.Popen[bytes]:
+        """A process logging to `<name>.log`; `own_group`: it and its children can be killed
+        together (os.killpg), as when their machine dies."""
         log = (self.logs / f"{name}.log").open("wb")
         return subprocess.Popen(list(command), cwd=ROOT, env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, start_new_session=own_group)
+
+    def deploy(self, pool: str) -> None:
+        """The pool from the process job template, its Kubernetes twin, and `prefect deploy --all`."""
+        for name, kind in ((pool, "process"), (f"{pool}-k8s", "kubernetes")):
+            created = self.run("work-pool", "create", name, "--type", kind,
+                               "--base-job-template", f"deployments/job_templates/{kind}.json")
+            assert created.returncode == 0, created.stdout + created.stderr
+        deployed = self.run("--no-prompt", "deploy", "--all", timeout=300)
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -74,6 +86,45 @@ def e2e_settings(e2e_home: Path) -> Iterator[Settings]:
         yield settings
 
 
+def client_env(url: str, home: Path) -> dict[str, str]:
+    """What every Prefect client of a test server gets: its URL, a home, quick polling."""
+    return {**os.environ, "PREFECT_API_URL": url, "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_WORKER_QUERY_SECONDS": "1",
+            "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PWD": str(ROOT)}
+
+
+def server_env(env: dict[str, str], port: int, home: Path) -> dict[str, str]:
+    """A server's environment: a home of its own, the port, the scheduler looking every 5 s."""
+    served = {**env, "PREFECT_HOME": str(home), "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
+              "PREFECT_SERVER_API_PORT": str(port), "PREFECT_SERVER_API_HOST": "127.0.0.1"}
+    served.pop("PREFECT_API_URL")
+    return served
+
+
+@contextmanager
+def running_server(url: str, env: dict[str, str], log_path: Path, *options: str) -> Iterator[None]:
+    """`prefect server start` until /api/health answers; stopped when the block ends."""
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                                    "--port", port, *options], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"prefect server did not start: {log_path.read_text()}")
+                time.sleep(0.3)
+            yield
+        finally:
+            stop(process)
+
+
 @pytest.fixture(scope="module")
 def prefect_server(e2e_home: Path, e2e_settings: Settings) -> Iterator[PrefectServer]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -82,30 +133,7 @@ def prefect_server(e2e_home: Path, e2e_settings: Settings) -> Iterator[PrefectSe
     url = f"http://127.0.0.1:{port}/api"
     logs = e2e_home / "logs"
     logs.mkdir()
-    env = {**os.environ, "PREFECT_API_URL": url, "PREFECT_HOME": str(e2e_home / "prefect-clients"),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_WORKER_QUERY_SECONDS": "1",
-           "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PWD": str(ROOT)}
-    server_env = {**env, "PREFECT_HOME": str(e2e_home / "prefect-server"),
-                  "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
-                  "PREFECT_SERVER_API_PORT": str(port), "PREFECT_SERVER_API_HOST": "127.0.0.1"}
-    server_env.pop("PREFECT_API_URL")
-    log = (logs / "server.log").open("wb")
-    process = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                                "--port", str(port)], env=server_env, stdout=log,
-                               stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"prefect server did not start: {(logs / 'server.log').read_text()}")
-            time.sleep(0.3)
-        with temporary_settings({PREFECT_API_URL: url}):
-            yield PrefectServer(url, env, logs)
-    finally:
-        stop(process)
-        log.close()
+    env = client_env(url, e2e_home / "prefect-clients")
+    with running_server(url, server_env(env, port, e2e_home / "prefect-server"), logs / "server.log"), \
+            temporary_settings({PREFECT_API_URL: url}):
+        yield PrefectServer(url, env, logs)

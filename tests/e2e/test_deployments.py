@@ -50,14 +50,7 @@ def run_deployment_as_the_ui_does(name: str, parameters: dict[str, Any]) -> Any:
 
 @pytest.fixture(scope="module")
 def deployed(prefect_server: PrefectServer) -> PrefectServer:
-    created = prefect_server.run("work-pool", "create", POOL, "--type", "process",
-                                 "--base-job-template", "deployments/job_templates/process.json")
-    assert created.returncode == 0, created.stdout + created.stderr
-    kubernetes = prefect_server.run("work-pool", "create", "labvault-k8s", "--type", "kubernetes",
-                                    "--base-job-template", "deployments/job_templates/kubernetes.json")
-    assert kubernetes.returncode == 0, kubernetes.stdout + kubernetes.stderr
-    deployed = prefect_server.run("--no-prompt", "deploy", "--all", timeout=300)
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    prefect_server.deploy(POOL)
     return prefect_server
 
 

@@ -124,6 +124,17 @@ def test_a_download_cut_off_midway_leaves_error_naming_the_file_and_nothing_else
     assert pending_uploads(s3_bucket) == []
 
 
+def test_a_small_file_cut_off_once_is_read_again_and_the_backup_completes(sessions, s3_settings, s3_bucket, s3_organization, fault_proxy, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    row, _ = list(s3_organization.files.values())[1]  # a small file: read whole while opened
+    assert row.size < 1024 * 1024
+    fault_proxy.cut_downloads, fault_proxy.cuts_left = row.storage_key, 1
+    state = run(s3_organization)
+    assert state.is_completed()
+    assert fault_proxy.cuts_left == -1  # cut once, then fetched again
+    backup = backup_of(sessions, state)
+    assert_archive_matches(read_archive(get_settings(), backup, tmp_path), s3_organization, backup)
+
+
 def test_expiry_aborts_stale_multipart_uploads_under_the_prefix_only(sessions, s3_settings, s3_bucket, s3_organization, s3_server) -> None:  # type: ignore[no-untyped-def]
     from flows.expire_backups import expire_backups
 

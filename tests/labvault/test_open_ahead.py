@@ -88,3 +88,19 @@ def test_an_object_is_not_opened_ahead_of_more_than_the_byte_bound() -> None:
     assert all(bytes_ <= 25 for bytes_ in waited.values()), waited
     assert waited[1] == 10 and waited[3] == 0 and waited[4] == 10  # ahead when little stands before
     assert waited[8] == 0  # nothing opens ahead past an object of unknown size
+
+
+def test_depth_zero_opens_each_object_on_the_callers_thread_when_its_turn_comes() -> None:
+    opener = Opener()
+    threads = set()
+
+    def open_one(item: int) -> io.BytesIO:
+        threads.add(threading.current_thread())
+        return opener(item)
+
+    for item, source in opened_ahead(range(10), open_one, depth=0, size=lambda item: 1, max_bytes_ahead=100):
+        with source:
+            assert source.read() == b"object %d" % item
+        assert len(opener.opened) == item + 1  # nothing opened ahead of its turn
+    assert threads == {threading.current_thread()}
+    assert opener.most_at_once == 1

@@ -73,10 +73,14 @@ def test_a_block_and_a_variable_giving_the_same_secret_are_refused(
     ("LABVAULT_PRICE_PER_GB", "1e30", "LABVAULT_PRICE_PER_GB: Input should be less than or equal to 10000"),
     ("LABVAULT_STORAGE_PRICE_PER_GB_MONTH", "1e30",
      "LABVAULT_STORAGE_PRICE_PER_GB_MONTH: Input should be less than or equal to 10000"),
+    ("LABVAULT_MAX_PARALLEL_BACKUPS", "-1",
+     "LABVAULT_MAX_PARALLEL_BACKUPS: Input should be greater than or equal to 0"),
+    ("LABVAULT_MAX_PARALLEL_BACKUPS", "many",
+     "LABVAULT_MAX_PARALLEL_BACKUPS: Input should be a valid integer, unable to parse string as an integer"),
     ("LABVAULT_STALE_AFTER_MINUTES", "99999999999",
      "LABVAULT_STALE_AFTER_MINUTES: Input should be less than or equal to 5270400"),
 ])
-def test_a_value_too_large_to_compute_with_is_refused(variable: str, value: str, message: str,
+def test_a_value_out_of_bounds_is_refused(variable: str, value: str, message: str,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(InvalidInputError) as refused:
