@@ -1,6 +1,6 @@
-"""The scheduled clean-up: expired backups deleted (unless on legal hold or still locked), stale runs reaped, archives of failed backups
-and orphaned partials removed, and restores killed midway settled (their staging promoted if they
-committed, else removed).
+"""The scheduled clean-up: expired backups deleted (unless on legal hold or still locked), stale
+runs reaped, archives of failed backups and orphaned partials removed, and restores killed midway
+settled (their staging promoted if they committed, else removed).
 
 Idempotent: a second run right after the first finds nothing to do.
 """
@@ -59,7 +59,8 @@ def delete_expired(session: Session, backups_storage: Storage, now: datetime
         if backup.legal_hold:
             kept.append(f"{backup.sid}: on legal hold; kept until an admin releases it")
             continue
-        retention = object_lock.retained(backups_storage, archive_key(backup.organization_sid, backup.sid), now)
+        key = archive_key(backup.organization_sid, backup.sid)
+        retention = object_lock.retained(backups_storage, key, now)
         if retention is not None:
             kept.append(f"{backup.sid}: archive under Object Lock ({retention.mode}) until "
                         f"{retention.until.isoformat(timespec='seconds')}; left for a later run")
