@@ -1,4 +1,4 @@
-"""The audit trail: who created, downloaded, retried or deleted which backup, when, and through
+"""The audit trail: who created, downloaded, retried, held, released or deleted which backup, when, and through
 which door (web, CLI, flow). Append-only; kept after the backup is deleted (21 CFR Part 11 asks
 for time-stamped audit trails kept as long as the records)."""
 
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from labvault.models import AuditEvent, utcnow
 
-Action = Literal["created", "retried", "deleted", "downloaded"]
+Action = Literal["created", "retried", "deleted", "downloaded", "held", "released"]
 Door = Literal["web", "cli", "flow"]
 DOORS: tuple[str, ...] = ("web", "cli", "flow")
 

@@ -437,9 +437,13 @@ def copy_files(session: Session, sid: str, files_storage: Storage, archive: Arch
 
 
 def finish_backup(session: Session, sid: str, sealed: SealedArchive, *, run_id: str | None,
-                  file_path: str, pricing: Pricing, now: datetime | None = None) -> Backup:
+                  file_path: str, pricing: Pricing, now: datetime | None = None,
+                  lock: Callable[[datetime], None] | None = None) -> Backup:
     """Mark the backup Completed, charged by its real size; it expires `retention_days` after
     completion, so a long backup is never due before it can be downloaded. Commits.
+
+    `lock` is handed the expiry date before the commit (Object Lock of the archive): a backup
+    is never Completed with its archive unlocked, and one whose lock failed stays In Progress.
 
     Only a backup still In Progress and held by `run_id` is completed: one reaped to Error
     meanwhile, or taken over by a retry, is refused with a PermanentError and left as it is
@@ -449,11 +453,12 @@ def finish_backup(session: Session, sid: str, sealed: SealedArchive, *, run_id: 
     """
     now = now or utcnow()
     backup = get_backup(session, sid)
+    expires = now + timedelta(days=backup.retention_days or pricing.retention_days)
     completed = beat(
         session, sid, run_id, status=BackupStatus.COMPLETED, versions=sealed.versions,
         files=sealed.files, file_size=sealed.size, file_path=file_path, date_completed=now,
-        date_expired=now + timedelta(days=backup.retention_days or pricing.retention_days),
-        cost=pricing.creation_cost(sealed.size), progress_done=Backup.progress_total, error=None,
+        date_expired=expires, cost=pricing.creation_cost(sealed.size),
+        progress_done=Backup.progress_total, error=None,
     )
     if not completed:
         session.rollback()
@@ -463,6 +468,12 @@ def finish_backup(session: Session, sid: str, sealed: SealedArchive, *, run_id: 
         reason = f" ({backup.error})" if backup.error else ""
         raise PermanentError(f"backup {sid} is {backup.status.label}{reason} and no longer held by "
                              "this run; it was not marked Completed")
+    if lock is not None:
+        try:
+            lock(expires)
+        except Exception:
+            session.rollback()
+            raise
     session.commit()
     session.refresh(backup)
     return backup

@@ -175,6 +175,7 @@ class BackupDetails:
     verified_ok: bool | None = None
     verification_problem: str | None = None
     download_url: str | None = None
+    legal_hold: bool = False
 
     @property
     def last_verification(self) -> str | None:
@@ -200,4 +201,5 @@ class BackupDetails:
             flow_run_id=backup.flow_run_id, verified_at=_iso(backup.verified_at),
             verified_ok=backup.verified_ok, verification_problem=backup.verification_problem,
             download_url=download_link(backup, backups_storage) if backups_storage else None,
+            legal_hold=bool(backup.legal_hold),
         )

@@ -1,6 +1,6 @@
-"""The scheduled clean-up: expired backups deleted, stale runs reaped, archives of failed backups
-and orphaned partials removed, and restores killed midway settled (their staging promoted if they
-committed, else removed).
+"""The scheduled clean-up: expired backups deleted (unless on legal hold or still locked), stale
+runs reaped, archives of failed backups and orphaned partials removed, and restores killed midway
+settled (their staging promoted if they committed, else removed).
 
 Idempotent: a second run right after the first finds nothing to do.
 """
@@ -14,8 +14,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from labvault.backups import fail_backup
-from labvault import audit
+from labvault import audit, object_lock
 from labvault.deletion import remove_backup
+from labvault.errors import InvalidInputError
 from labvault.models import Backup, BackupStatus, as_utc, utcnow
 from labvault.restore_staging import recover_staging
 from labvault.safe_names import archive_key
@@ -30,6 +31,7 @@ class ExpiryReport:
     """What one run did, by backup sid (storage key for archives and partials removed)."""
 
     deleted: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # expired, yet on legal hold or locked: why
     reaped: list[str] = field(default_factory=list)
     failed_archives_removed: list[str] = field(default_factory=list)
     orphans_removed: list[str] = field(default_factory=list)
@@ -37,23 +39,43 @@ class ExpiryReport:
 
     @property
     def did_nothing(self) -> bool:
+        """Nothing changed (expired backups kept are only reported)."""
         return not (self.deleted or self.reaped or self.failed_archives_removed
                     or self.orphans_removed or self.restores_settled)
 
 
-def delete_expired(session: Session, backups_storage: Storage, now: datetime) -> list[str]:
-    """Every Completed backup whose date_expired has passed: archive and listing."""
+def delete_expired(session: Session, backups_storage: Storage, now: datetime
+                   ) -> tuple[list[str], list[str]]:
+    """Every Completed backup whose date_expired has passed: archive and listing. A backup on
+    legal hold, or whose archive's Object Lock still runs (a retention changed since, or the
+    server's clock behind ours: S3 refuses the delete), is kept and said why, for a later run.
+    Returns (deleted, kept)."""
     due = session.scalars(
         select(Backup).where(Backup.date_deleted.is_(None), Backup.date_expired <= now)
         .order_by(Backup.date_expired)
     ).all()
-    deleted = []
+    deleted, kept = [], []
     for backup in due:
+        if backup.legal_hold:
+            kept.append(f"{backup.sid}: on legal hold; kept until an admin releases it")
+            continue
+        key = archive_key(backup.organization_sid, backup.sid)
+        retention = object_lock.retained(backups_storage, key, now)
+        if retention is not None:
+            kept.append(f"{backup.sid}: archive under Object Lock ({retention.mode}) until "
+                        f"{retention.until.isoformat(timespec='seconds')}; left for a later run")
+            continue
         audit.record(session, organization_sid=backup.organization_sid, backup_sid=backup.sid,
                      action="deleted", actor="expiry", door="flow", detail="expired")
-        if remove_backup(session, backups_storage, backup, now):  # commits the event with it
+        try:
+            removed = remove_backup(session, backups_storage, backup, now)  # commits the event with it
+        except InvalidInputError as exc:  # S3 refused: the server's clock is behind ours
+            session.rollback()
+            kept.append(f"{backup.sid}: {exc}; left for a later run")
+            continue
+        if removed:
             deleted.append(backup.sid)
-    return deleted
+    return deleted, kept
 
 
 def reap_stale(session: Session, now: datetime, stale_after: timedelta) -> list[str]:
@@ -134,7 +156,7 @@ def expire_backups(session: Session, backups_storage: Storage, *, stale_after: t
                    files_storage: Storage | None = None, now: datetime | None = None) -> ExpiryReport:
     now = now or utcnow()
     report = ExpiryReport()
-    report.deleted = delete_expired(session, backups_storage, now)
+    report.deleted, report.kept = delete_expired(session, backups_storage, now)
     report.reaped = reap_stale(session, now, stale_after)
     report.failed_archives_removed = remove_archives_of_failed(session, backups_storage)
     report.orphans_removed = remove_orphaned_partials(session, backups_storage, now, stale_after)

@@ -184,6 +184,9 @@ class Backup(Base):
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     verified_ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     verification_problem: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Kept whatever its expiry says until an admin releases it (litigation, an inspection):
+    # expiry skips it and delete refuses it.
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     __table_args__ = (
         # At most one running backup per organization, enforced by the database itself.

@@ -21,6 +21,8 @@ BLOCK_TYPES = {"s3_credentials_block": "aws-credentials",
                "database_password_block": "secret"}
 _BLOCK_NAME = re.compile(r"(?:(?P<type>[a-z0-9-]+)/)?(?P<name>[a-z0-9-]+)")
 
+# LABVAULT_S3_OBJECT_LOCK's values: none, or S3's two retention modes.
+OBJECT_LOCK_MODES = ("", "governance", "compliance")
 # Ten years: a longer window is no window, and `now - window` must stay a date.
 MAX_STALE_AFTER_MINUTES = 10 * 366 * 24 * 60
 # Costs are stored as NUMERIC(12, 2): at this price 10 TB (LABVAULT_ARCHIVE_MAX_BYTES) still fits.
@@ -54,6 +56,11 @@ class Settings(BaseSettings):
         8, ge=5, le=5120,
         description="Smallest part size of S3 multipart uploads in MiB (up to five parts are held in "
                     "memory); an archive expected to need more than 10,000 parts gets larger ones.",
+    )
+    s3_object_lock: str = Field(
+        "", description="governance or compliance: each archive on the S3 backups store is locked "
+                        "(S3 Object Lock) until the backup's expiry date; its bucket must have Object "
+                        "Lock enabled. Empty (the default): no lock.",
     )
     verify_after_backup: bool = Field(
         True, description="Read every archive back from its destination and check it against its "
@@ -133,6 +140,15 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("s3_object_lock")
+    @classmethod
+    def _object_lock_mode(cls, value: str) -> str:
+        mode = value.strip().lower()
+        if mode not in OBJECT_LOCK_MODES:
+            raise ValueError(f"{value!r} is no Object Lock mode; use governance or compliance, or leave "
+                             "it empty for none")
+        return mode
+
     @field_validator("public_url")
     @classmethod
     def _web_address(cls, value: str) -> str:
@@ -168,6 +184,10 @@ class Settings(BaseSettings):
         if self.database_password_block and credentials_in(self.database_url):
             raise ValueError("LABVAULT_DATABASE_URL carries a password and LABVAULT_DATABASE_PASSWORD_BLOCK "
                              "names one; leave the password out of the URL")
+        if self.s3_object_lock and _location(self.backups_url)[0] != "s3":
+            raise ValueError(f"LABVAULT_S3_OBJECT_LOCK={self.s3_object_lock}: Object Lock needs an S3 "
+                             f"backups store, and LABVAULT_BACKUPS_URL is {self.backups_url!r}; point it "
+                             "at s3://bucket/prefix or unset LABVAULT_S3_OBJECT_LOCK")
         if _overlap(self.files_url, self.backups_url):
             raise ValueError(
                 f"LABVAULT_BACKUPS_URL {self.backups_url!r} overlaps LABVAULT_FILES_URL "

@@ -58,6 +58,14 @@ class PartialWrite:
     handle: str
 
 
+@dataclass(frozen=True)
+class Retention:
+    """An object's S3 Object Lock retention: no one deletes that version before `until`."""
+
+    mode: str  # "governance" or "compliance"
+    until: datetime
+
+
 class Storage(Protocol):
     """What labvault needs of a place that holds bytes."""
 
@@ -264,6 +272,11 @@ class FsspecStorage:
         return self._path(key) if self._is_local else None
 
 
+def _error_code(exc: BaseException) -> str:
+    """S3's error code of a botocore error ("" for any other)."""
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
 def _failure_reason(exc: BaseException) -> str:
     """S3's own message when it gave one, else the exception's."""
     response = getattr(exc, "response", None)
@@ -421,11 +434,12 @@ class S3Storage(FsspecStorage):
     AWS_DEFAULT_REGION), ~/.aws or an instance role."""
 
     def __init__(self, url: str, *, setting: str, part_size: int = DEFAULT_PART_SIZE,
-                 credentials: S3Credentials | None = None) -> None:
+                 credentials: S3Credentials | None = None, object_lock: str = "") -> None:
         super().__init__(url, setting=setting, use_listings_cache=False, skip_instance_cache=True,
                          **(credentials.s3fs_options() if credentials else {}))
         self._boto3_options = credentials.boto3_options() if credentials else {}
         self.part_size = part_size
+        self.object_lock = object_lock  # LABVAULT_S3_OBJECT_LOCK: "", governance or compliance
         self.bucket = self.root.split("/", 1)[0]
         self._boto_client: Any = None
         self._read_client: Any = None
@@ -480,13 +494,95 @@ class S3Storage(FsspecStorage):
             retries={"total_max_attempts": 2, "mode": "standard"}))
         bucket, _, object_key = self._path(PROBE_KEY).partition("/")
         try:
-            client.put_object(Bucket=bucket, Key=object_key, Body=b"labvault write probe")
-            client.delete_object(Bucket=bucket, Key=object_key)
+            version = client.put_object(Bucket=bucket, Key=object_key,
+                                        Body=b"labvault write probe").get("VersionId")
+            # its version itself: a versioned bucket (Object Lock's are) would keep the bytes
+            # under a delete marker
+            client.delete_object(Bucket=bucket, Key=object_key, **({"VersionId": version} if version else {}))
         except Exception as exc:  # botocore's errors: each one means this store cannot be used
             raise InvalidInputError(
                 f"{self.setting} {self.url_root!r}: cannot write there ({_failure_reason(exc)}); "
                 "check the bucket, AWS_ENDPOINT_URL and the credentials"
             ) from exc
+        self.check_object_lock(client)
+
+    def check_object_lock(self, client: Any = None) -> None:
+        """With LABVAULT_S3_OBJECT_LOCK on, refuse a bucket made without Object Lock (S3 would
+        refuse to lock the archive only once it is written)."""
+        if self.object_lock and not self.has_object_lock(client):
+            raise InvalidInputError(
+                f"{self.setting} {self.url_root!r}: bucket {self.bucket!r} has no Object Lock, which "
+                f"LABVAULT_S3_OBJECT_LOCK={self.object_lock} needs; use a bucket created with Object "
+                "Lock enabled, or unset LABVAULT_S3_OBJECT_LOCK")
+
+    def has_object_lock(self, client: Any = None) -> bool:
+        """Whether the bucket was made with Object Lock enabled (only such a bucket takes
+        retention dates and legal holds on its objects)."""
+        try:
+            found = (client or self._client()).get_object_lock_configuration(Bucket=self.bucket)
+        except Exception as exc:  # botocore's errors, sorted as every store's are
+            if _error_code(exc) in ("ObjectLockConfigurationNotFoundError", "ObjectLockConfigurationNotFound"):
+                return False
+            raise TransientError(f"{self.setting} {self.url_root!r}: cannot read the bucket's Object "
+                                 f"Lock ({_failure_reason(exc)})") from exc
+        return found.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+
+    def retain(self, key: str, until: datetime) -> None:
+        """Lock the object (its current version) until `until` in LABVAULT_S3_OBJECT_LOCK's mode.
+        botocore sends the checksum S3 requires of this call."""
+        bucket, _, object_key = self._path(key).partition("/")
+        self._lock_call("lock", key, lambda: self._client().put_object_retention(
+            Bucket=bucket, Key=object_key,
+            Retention={"Mode": self.object_lock.upper(), "RetainUntilDate": until}))
+
+    def retention(self, key: str) -> Retention | None:
+        """The object's Object Lock retention, if it has one."""
+        bucket, _, object_key = self._path(key).partition("/")
+        try:
+            found = self._client().get_object_retention(Bucket=bucket, Key=object_key)["Retention"]
+        except Exception as exc:  # botocore's errors, sorted as every store's are
+            if _error_code(exc) in ("NoSuchObjectLockConfiguration", "NoSuchKey", "404"):
+                return None
+            raise TransientError(f"cannot read the Object Lock of {key!r} in {self.url_root}: "
+                                 f"{_failure_reason(exc)}") from exc
+        return Retention(str(found["Mode"]).lower(), as_utc(found["RetainUntilDate"]))
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        """Put the object on legal hold, or release it: while held, no version is deleted."""
+        bucket, _, object_key = self._path(key).partition("/")
+        self._lock_call("set the legal hold of" if on else "release the legal hold of", key,
+                        lambda: self._client().put_object_legal_hold(
+                            Bucket=bucket, Key=object_key, LegalHold={"Status": "ON" if on else "OFF"}))
+
+    def _lock_call(self, what: str, key: str, call: Any) -> None:
+        try:
+            call()
+        except Exception as exc:  # botocore's errors, sorted as every store's are
+            if _error_code(exc) in ("NoSuchKey", "404"):
+                raise FileNotFoundError(f"cannot {what} {key!r} in {self.url_root}: no such object") from exc
+            raise TransientError(f"cannot {what} {key!r} in {self.url_root}: {_failure_reason(exc)}") from exc
+
+    def delete(self, key: str) -> None:
+        """With Object Lock on, every version of the object and its delete markers: a plain
+        delete in a versioned bucket only hides the bytes under a marker. A version still locked
+        is refused by S3 (AccessDenied) and nothing more is deleted."""
+        if not self.object_lock:
+            super().delete(key)
+            return
+        bucket, _, object_key = self._path(key).partition("/")
+        client = self._client()
+        pages = client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=object_key)
+        try:
+            for page in pages:
+                for version in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                    if version["Key"] == object_key:
+                        client.delete_object(Bucket=bucket, Key=object_key, VersionId=version["VersionId"])
+        except Exception as exc:  # botocore's errors, sorted as every store's are
+            if _error_code(exc) in ("AccessDenied", "403"):
+                raise InvalidInputError(f"cannot delete {key!r} from {self.url_root}: S3 refused it "
+                                        "(Object Lock retention or a legal hold)") from exc
+            raise TransientError(f"cannot delete {key!r} from {self.url_root}: "
+                                 f"{_failure_reason(exc)}") from exc
 
     def open_write(self, key: str, expected_size: int | None = None) -> PendingWrite:
         bucket, _, object_key = self._path(key).partition("/")
@@ -552,11 +648,12 @@ def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
 
 
 def storage_for(url: str, *, setting: str, part_size: int = DEFAULT_PART_SIZE,
-                s3_credentials: S3Credentials | None = None) -> Storage:
-    """The storage behind a URL: S3 for `s3://` (with `s3_credentials` when given), the renaming
-    fsspec storage otherwise."""
+                s3_credentials: S3Credentials | None = None, object_lock: str = "") -> Storage:
+    """The storage behind a URL: S3 for `s3://` (with `s3_credentials` when given, locking what
+    it is told to in `object_lock` mode), the renaming fsspec storage otherwise."""
     if url.startswith(("s3://", "s3a://")):
-        return S3Storage(url, setting=setting, part_size=part_size, credentials=s3_credentials)
+        return S3Storage(url, setting=setting, part_size=part_size, credentials=s3_credentials,
+                         object_lock=object_lock)
     return FsspecStorage(url, setting=setting)
 
 
@@ -569,4 +666,5 @@ def files_store(settings: Settings, s3_credentials: S3Credentials | None = None)
 def backups_store(settings: Settings, s3_credentials: S3Credentials | None = None) -> Storage:
     """The archive store named by `LABVAULT_BACKUPS_URL`."""
     return storage_for(settings.backups_url, setting="LABVAULT_BACKUPS_URL",
-                       part_size=settings.s3_part_size_mb * 1024 * 1024, s3_credentials=s3_credentials)
+                       part_size=settings.s3_part_size_mb * 1024 * 1024, s3_credentials=s3_credentials,
+                       object_lock=settings.s3_object_lock)

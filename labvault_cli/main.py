@@ -77,7 +77,7 @@ class OneLineUsageErrors(TyperGroup):
 app = typer.Typer(name="labvault", help="labvault: backups of lab-data platforms, run as Prefect flows.",
                   cls=OneLineUsageErrors, no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="The labvault database schema.", no_args_is_help=True)
-backup_app = typer.Typer(help="Create, find, retry and delete backups.", no_args_is_help=True)
+backup_app = typer.Typer(help="Create, find, retry, hold and delete backups.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(backup_app, name="backup")
 
@@ -195,7 +195,10 @@ def print_details(details: BackupDetails, currency: str) -> None:
                 if details.progress_total is not None else None)
     stdout.print(_table([
         ("sid", details.sid), ("name", details.name), ("description", details.description),
-        ("status", details.status), ("versions", details.versions), ("files", details.files),
+        ("status", details.status),
+        *([("legal hold", "on legal hold: kept and not deletable until released")]
+          if details.legal_hold else []),
+        ("versions", details.versions), ("files", details.files),
         ("file size", size), ("file path", details.file_path),
         *([("download link", details.download_url)]
           if details.download_url and details.download_url != details.file_path else []),
@@ -338,7 +341,8 @@ def backup_list(
     table = Table("sid", "name", "status", "versions", "files", "size", "created", "expires", "checked")
     for row in rows:
         checked = f"{row.verified_at[:10]} {'ok' if row.verified_ok else 'FAILED'}" if row.verified_at else "—"
-        table.add_row(row.sid, row.name, row.status, str(row.versions or 0), str(row.files or 0),
+        table.add_row(row.sid, row.name, row.status + (" (legal hold)" if row.legal_hold else ""),
+                      str(row.versions or 0), str(row.files or 0),
                       human_size(row.file_size), row.date_created[:19],
                       (row.date_expired or "—")[:19], checked)
     stdout.print(table)
@@ -369,15 +373,51 @@ def backup_delete(
     settings = _settings()
     with user_errors():
         with _sessions(settings)() as session:
-            backup = deletion.check_delete(session, sid, requested_by)
+            store = _backups_store(settings)
+            backup = deletion.check_delete(session, sid, requested_by, store)
             name = backup.name
-        _backups_store(settings).check_writable()  # the archive can be removed there
+        store.check_writable()  # the archive can be removed there
         confirm(f"Delete backup {sid} ({name}) and its archive?", yes)
         run_flow(delete_backup, backup_sid=sid, requested_by=requested_by).result()
     if as_json:
         _print_json({"sid": sid, "deleted": True})
     else:
         stdout.print(f"Backup {sid} ({name}) deleted.")
+
+
+def _legal_hold(sid: str, requested_by: str, *, on: bool, as_json: bool) -> None:
+    from labvault.legal_hold import set_legal_hold
+
+    settings = _settings()
+    with user_errors(), _sessions(settings)() as session:
+        backup = set_legal_hold(session, _backups_store(settings), sid, requested_by, on=on, door="cli")
+        name = backup.name
+    if as_json:
+        _print_json({"sid": sid, "legal_hold": on})
+    else:
+        stdout.print(f"Backup {sid} ({name}) " + ("is on legal hold: expiry keeps it and delete refuses it."
+                                                  if on else "is released from legal hold."), soft_wrap=True)
+
+
+@backup_app.command("hold")
+def backup_hold(
+    sid: SidArgument,
+    requested_by: Annotated[str, typer.Option("--as", help="Email of an admin of the backup's organization.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Put a Completed backup on legal hold: kept past its expiry, not deletable until released
+    (on S3 with Object Lock, its archive is held too)."""
+    _legal_hold(sid, requested_by, on=True, as_json=as_json)
+
+
+@backup_app.command("release")
+def backup_release(
+    sid: SidArgument,
+    requested_by: Annotated[str, typer.Option("--as", help="Email of an admin of the backup's organization.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Release a backup from legal hold: expiry and delete treat it as any other again."""
+    _legal_hold(sid, requested_by, on=False, as_json=as_json)
 
 
 @backup_app.command("retry")
@@ -414,6 +454,7 @@ def expire(as_json: JsonOption = False) -> None:
         return
     stdout.print(_table([
         ("deleted (expired)", ", ".join(report["deleted"]) or "none"),
+        ("expired but kept", "; ".join(report["kept"]) or "none"),
         ("reaped to Error (stale)", ", ".join(report["reaped"]) or "none"),
         ("archives of failed backups removed", ", ".join(report["failed_archives_removed"]) or "none"),
         ("orphaned partials removed", ", ".join(report["orphans_removed"]) or "none"),

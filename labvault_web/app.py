@@ -283,7 +283,8 @@ def create_app(settings: Settings, *, flow_runs: FlowRuns | None = None) -> Fast
         check_csrf(request, csrf)
         try:
             with sessions() as session:
-                name = deletion.check_delete(session, backup_of(admin, sid, session).sid, admin.email).name
+                name = deletion.check_delete(session, backup_of(admin, sid, session).sid, admin.email,
+                                             context.backups_storage(settings)).name
             runs.delete(sid, admin.email)
         except (NotFoundError, PermissionDeniedError):
             raise  # 404 and 403 pages

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from labvault import backups, reverification
+from labvault import backups, object_lock, reverification
 from labvault.archive import ArchiveWriter, SealedArchive
 from labvault.archive_rules import ArchiveLimits
 from labvault.backups import BackupRequest, ProgressRecorder
@@ -57,9 +58,10 @@ def keep_alive(sid: str) -> Heartbeat:
 
 @task(name="estimate-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def estimate(request: BackupRequest) -> Estimate:
-    """Check the request and the credential blocks, then size and price the backup from SQL
-    aggregates."""
+    """Check the request, the credential blocks and the bucket's Object Lock (when archives are
+    to be locked), then size and price the backup from SQL aggregates."""
     context.check_credentials()
+    object_lock.check_bucket(context.backups_storage())
     with context.sessions()() as session:
         backups.check_request(session, request)
         result = estimate_backup(session, request.organization_sid,
@@ -86,7 +88,9 @@ def start_backup(request: BackupRequest, flow_run_id: str | None, cost: Decimal 
 
 @task(name="restart-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def restart_backup(sid: str, requested_by: str, flow_run_id: str | None) -> str:
-    """Put an Error backup back In Progress under the same sid, for an admin of its organization."""
+    """Put an Error backup back In Progress under the same sid, for an admin of its organization
+    (refused first if its archive is to be locked in a bucket that cannot)."""
+    object_lock.check_bucket(context.backups_storage())
     with context.sessions()() as session:
         backups.restart_backup(session, sid, requested_by, flow_run_id=flow_run_id,
                                door=requesting_door())
@@ -153,12 +157,14 @@ def verify_written_archive(sid: str, sealed: SealedArchive) -> None:
 
 @task(name="finish-backup", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def finish_backup(sid: str, sealed: SealedArchive) -> dict[str, Any]:
-    """Mark the backup Completed with its counts, size, link, cost and expiry."""
+    """Mark the backup Completed with its counts, size, link, cost and expiry (its archive
+    locked until then with LABVAULT_S3_OBJECT_LOCK)."""
     storage = context.backups_storage()
     with context.sessions()() as session:
         backup = backups.finish_backup(session, sid, sealed, run_id=context.run_id(),
                                        file_path=storage.url(sealed.key),
-                                       pricing=Pricing.of(context.settings()))
+                                       pricing=Pricing.of(context.settings()),
+                                       lock=partial(object_lock.lock_archive, storage, sealed.key))
         details = asdict(BackupDetails.of(backup, storage))
     _publish_artifacts(details)
     return details

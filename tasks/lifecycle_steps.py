@@ -39,11 +39,12 @@ def expire(stale_after_minutes: int | None = None) -> expiry.ExpiryReport:
         report = expiry.expire_backups(session, context.backups_storage(),
                                        stale_after=timedelta(minutes=minutes), files_storage=context.files())
     logger = get_run_logger()
-    logger.info("Expiry: %d deleted, %d reaped to Error, %d archives of failed backups removed, "
-                "%d orphaned partials removed, %d interrupted restores settled", len(report.deleted),
-                len(report.reaped), len(report.failed_archives_removed), len(report.orphans_removed),
+    logger.info("Expiry: %d deleted, %d expired but kept, %d reaped to Error, %d archives of failed "
+                "backups removed, %d orphaned partials removed, %d interrupted restores settled",
+                len(report.deleted), len(report.kept), len(report.reaped),
+                len(report.failed_archives_removed), len(report.orphans_removed),
                 len(report.restores_settled))
-    for label, items in (("deleted", report.deleted), ("reaped", report.reaped),
+    for label, items in (("deleted", report.deleted), ("kept", report.kept), ("reaped", report.reaped),
                          ("archive of failed backup removed", report.failed_archives_removed),
                          ("orphan removed", report.orphans_removed),
                          ("restore settled", report.restores_settled)):
@@ -56,10 +57,11 @@ def expire(stale_after_minutes: int | None = None) -> expiry.ExpiryReport:
 def report_expiry(report: expiry.ExpiryReport) -> None:
     """A markdown artifact listing what the expiry run did."""
     lines = ["# Backup expiry", ""]
-    if report.did_nothing:
+    if report.did_nothing and not report.kept:
         lines.append("Nothing to do: no backup expired, none stale, no archive of a failed backup, "
                      "no orphaned partial archive.")
     for title, items in (("Deleted (expired)", report.deleted),
+                         ("Expired but kept (legal hold, Object Lock)", report.kept),
                          ("Reaped to Error (stale)", report.reaped),
                          ("Archives of failed backups removed", report.failed_archives_removed),
                          ("Orphaned partial archives removed", report.orphans_removed),

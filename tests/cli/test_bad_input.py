@@ -60,6 +60,8 @@ CATALOGUE: list[tuple[list[str], dict[str, str], str]] = [
     (["backup", "delete", "bk' OR 1=1 --", "--as", ADMIN, "--yes"], {}, "does not exist"),
     (["backup", "retry", "bk-unknown", "--as", ADMIN], {}, "backup 'bk-unknown' does not exist"),
     (["backup", "retry", "%", "--as", ADMIN], {}, "backup '%' does not exist"),
+    (["backup", "hold", "bk-unknown", "--as", ADMIN], {}, "backup 'bk-unknown' does not exist"),
+    (["backup", "release", "%", "--as", ADMIN], {}, "backup '%' does not exist"),
     (["backup", "list", "--status", "done"], {}, "unknown status filter 'done'"),
     (["backup", "list", "--status", ""], {}, "unknown status filter ''"),
     (["backup", "list", "--status", "completed; DROP TABLE backups"], {}, "unknown status filter"),
@@ -71,6 +73,8 @@ CATALOGUE: list[tuple[list[str], dict[str, str], str]] = [
     (["backup", "list"], {"LABVAULT_PRICE_PER_GB": "-1"}, "LABVAULT_PRICE_PER_GB: "),
     (["backup", "list"], {"LABVAULT_S3_PART_SIZE_MB": "1"}, "LABVAULT_S3_PART_SIZE_MB: "),
     (["backup", "list"], {"LABVAULT_SMTP_PORT": "70000"}, "LABVAULT_SMTP_PORT: "),
+    (["backup", "list"], {"LABVAULT_S3_OBJECT_LOCK": "yes"}, "LABVAULT_S3_OBJECT_LOCK: 'yes' is no Object Lock mode"),
+    (create(), {"LABVAULT_S3_OBJECT_LOCK": "compliance"}, "Object Lock needs an S3 backups store"),
     (["expire"], {"LABVAULT_STALE_AFTER_MINUTES": "0"}, "LABVAULT_STALE_AFTER_MINUTES: "),
     (["backup", "list"], {"LABVAULT_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/none"},
      "error: database: "),
@@ -169,6 +173,11 @@ WHOLE_STDERR: list[tuple[list[str], dict[str, str], str]] = [
     (["db", "upgrade"], {"LABVAULT_DATABASE_URL": "sqlite:///{tmp}/a-file/x.db"},
      "error: cannot create the database file '{tmp}/a-file/x.db': a file stands where a folder is needed; "
      "point LABVAULT_DATABASE_URL at a writable folder"),
+    (["backup", "hold", "bk-1"], {}, "error: missing option '--as' (see `labvault backup hold --help`)"),
+    (["backup", "list"], {"LABVAULT_S3_OBJECT_LOCK": "compliance"},
+     "error: LABVAULT_S3_OBJECT_LOCK=compliance: Object Lock needs an S3 backups store, and "
+     "LABVAULT_BACKUPS_URL is '{home}/backups'; point it at s3://bucket/prefix or unset "
+     "LABVAULT_S3_OBJECT_LOCK; fix that environment variable"),
     (["backup", "create"], {}, "error: missing option '--org' (see `labvault backup create --help`)"),
     (["backup", "create", "--org"], {}, "error: option '--org' requires an argument"),
     (["backup", "show"], {}, "error: missing argument 'sid' (see `labvault backup show --help`)"),
@@ -223,7 +232,8 @@ def test_retry_and_delete_refuse_a_backups_store_they_cannot_write(  # type: ign
 
 READ_ONLY = [["backup", "list"], ["backup", "list", "--org", "org-1"], ["backup", "show", "bk-1"],
              ["backup", "estimate", "--org", "org-1"], ["backup", "verify", "bk-1"], ["backup", "retry", "bk-1", "--as", ADMIN],
-             ["backup", "delete", "bk-1", "--as", ADMIN, "--yes"], CREATE, ["expire"]]
+             ["backup", "delete", "bk-1", "--as", ADMIN, "--yes"], ["backup", "hold", "bk-1", "--as", ADMIN],
+             ["backup", "release", "bk-1", "--as", ADMIN], CREATE, ["expire"]]
 
 
 @pytest.mark.parametrize("args", READ_ONLY, ids=[" ".join(args[:2]) for args in READ_ONLY])

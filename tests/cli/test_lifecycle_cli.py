@@ -205,11 +205,12 @@ def test_expire_reports_and_does_nothing_the_second_time(sessions, organization)
         session.commit()
     first = labvault("expire", "--json")
     assert first.exit_code == 0, first.output
-    assert json.loads(first.stdout) == {"deleted": [created["sid"]], "reaped": [], "failed_archives_removed": [],
-                                        "orphans_removed": [], "restores_settled": []}
+    assert json.loads(first.stdout) == {"deleted": [created["sid"]], "kept": [], "reaped": [],
+                                        "failed_archives_removed": [], "orphans_removed": [],
+                                        "restores_settled": []}
     assert first.stderr == ""
     second = labvault("expire")
-    assert second.exit_code == 0 and second.stdout.count("none") == 5
+    assert second.exit_code == 0 and second.stdout.count("none") == 6
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Backup).where(Backup.date_deleted.is_(None))) == 0
 

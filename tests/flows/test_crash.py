@@ -136,4 +136,4 @@ def test_a_worker_killed_while_verifying_leaves_no_archive_once_reaped(sessions,
         reaped = session.get(Backup, backup.sid)
         assert reaped.status is BackupStatus.ERROR and reaped.error.startswith("stale: no progress since")
     assert expire_backups(stale_after_minutes=60) == {
-        "deleted": [], "reaped": [], "failed_archives_removed": [], "orphans_removed": [], "restores_settled": []}
+        "deleted": [], "kept": [], "reaped": [], "failed_archives_removed": [], "orphans_removed": [], "restores_settled": []}

@@ -102,9 +102,9 @@ def test_delete_and_expire_flows(sessions, backups_storage, organization) -> Non
     with sessions() as session:
         session.get(Backup, second.sid).date_expired = second.date_created
         session.commit()
-    assert expire_backups() == {"deleted": [second.sid], "reaped": [], "failed_archives_removed": [], "orphans_removed": [], "restores_settled": []}
+    assert expire_backups() == {"deleted": [second.sid], "kept": [], "reaped": [], "failed_archives_removed": [], "orphans_removed": [], "restores_settled": []}
     assert second.sid in expiry_artifact()
-    assert expire_backups() == {"deleted": [], "reaped": [], "failed_archives_removed": [], "orphans_removed": [], "restores_settled": []}
+    assert expire_backups() == {"deleted": [], "kept": [], "reaped": [], "failed_archives_removed": [], "orphans_removed": [], "restores_settled": []}
     assert "Nothing to do" in expiry_artifact()
     assert backups_storage.list() == []
 

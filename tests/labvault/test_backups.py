@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from labvault import backups, catalog
+from labvault import backups, catalog, object_lock
 from labvault.backups import BackupRequest, ProgressRecorder
 from labvault.errors import (
     ConflictError,
@@ -28,9 +29,10 @@ PRICING = Pricing(Decimal("0.10"), Decimal("0.02"), "USD", retention_days=30)
 
 
 def run_backup(sessions, files, backups_storage, request: BackupRequest, *, listener=None,  # type: ignore[no-untyped-def]
-               beat_every: float = BEAT_SECONDS, **start) -> str:
+               beat_every: float = BEAT_SECONDS, finished_at: datetime | None = None, **start) -> str:
     """The flow's steps, in order, as plain calls, under the backup's heartbeat; a `listener`
-    hears every item's progress."""
+    hears every item's progress. The archive is locked as the finish task locks it (with
+    LABVAULT_S3_OBJECT_LOCK), its backup completed at `finished_at` (default now)."""
     with sessions() as session:
         sid = backups.start_backup(session, request, **start)
     run_id = start.get("flow_run_id")
@@ -43,7 +45,8 @@ def run_backup(sessions, files, backups_storage, request: BackupRequest, *, list
         sealed = archive.seal()
         backups.verify_stored_archive(backups_storage, sealed.key)
         backups.finish_backup(session, sid, sealed, run_id=run_id,
-                              file_path=backups_storage.url(sealed.key), pricing=PRICING)
+                              file_path=backups_storage.url(sealed.key), pricing=PRICING,
+                              now=finished_at, lock=partial(object_lock.lock_archive, backups_storage, sealed.key))
     return sid
 
 

@@ -72,3 +72,24 @@ def test_an_unreachable_postgresql_fails_in_ci_and_skips_elsewhere(ci: str, verd
     assert verdict in result.stdout, result.stdout
     assert "PostgreSQL at postgresql+psycopg://postgres@127.0.0.1:9/postgres is unreachable" in result.stdout
     assert (result.returncode != 0) == (ci == "true")
+
+
+def test_the_legal_hold_migration_goes_up_and_down_keeping_the_backups(empty_database: str) -> None:
+    from alembic import command
+
+    from labvault.database import alembic_config
+
+    url = empty_database
+    upgrade_schema(url, "0005")
+    with engine_for(url).begin() as connection:
+        connection.exec_driver_sql("INSERT INTO organizations (sid, name) VALUES ('org-1', 'Lab')")
+        connection.exec_driver_sql(
+            "INSERT INTO backups (sid, organization_sid, name, description, status, date_created) "
+            "VALUES ('bk-1', 'org-1', 'Old', '', 'completed', CURRENT_TIMESTAMP)")
+    upgrade_schema(url)
+    with engine_for(url).connect() as connection:
+        assert connection.exec_driver_sql("SELECT sid, legal_hold FROM backups").all() == [("bk-1", False)]
+    command.downgrade(alembic_config(url), "0005")
+    with engine_for(url).connect() as connection:
+        assert "legal_hold" not in {c["name"] for c in inspect(connection).get_columns("backups")}
+        assert connection.exec_driver_sql("SELECT sid, name FROM backups").all() == [("bk-1", "Old")]
