@@ -16,7 +16,8 @@ from typing import Any
 BUFFER = 1024 * 1024
 
 
-def labvault_backup(database_url: str, files_url: str, backups_url: str, organization: str) -> dict[str, Any]:
+def labvault_backup(database_url: str, files_url: str, backups_url: str, organization: str,
+                    requested_by: str | None = None) -> dict[str, Any]:
     """The create-backup pipeline (the steps the flow's tasks call), without Prefect."""
     from sqlalchemy import select
 
@@ -34,7 +35,8 @@ def labvault_backup(database_url: str, files_url: str, backups_url: str, organiz
     with sessions() as session:
         for stale in session.scalars(select(Backup.sid).where(Backup.status == BackupStatus.IN_PROGRESS)):
             backups.fail_backup(session, stale, "bench: left over from an interrupted run")
-        sid = backups.start_backup(session, BackupRequest(organization, "bench", "", f"admin@{organization}"))
+        sid = backups.start_backup(session, BackupRequest(organization, "bench", "",
+                                                          requested_by or f"admin@{organization}"))
     progress = ProgressRecorder(sessions, sid)
     with sessions() as session, backups.open_archive(session, archives, sid) as archive:
         backups.copy_files(session, sid, files, archive, progress)

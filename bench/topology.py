@@ -96,7 +96,7 @@ def without_prefect(database_url: str, files_url: str, backups_url: str) -> floa
     seconds = []
     for _ in range(RUNS):
         began = time.perf_counter()
-        labvault_backup(database_url, files_url, backups_url, EMPTY)
+        labvault_backup(database_url, files_url, backups_url, EMPTY, requested_by=f"admin@{EMPTY}.example")
         seconds.append(time.perf_counter() - began)
     return statistics.median(seconds)
 
@@ -121,6 +121,12 @@ def sqlite_server(home: Path) -> Iterator[Any]:
         yield server
 
 
+def progress(label: str, value: Any) -> Any:
+    """Print a figure as soon as it is measured (a later failure keeps it), and pass it on."""
+    print(f"# {label}: {value}", flush=True)
+    return value
+
+
 def main() -> dict[str, Any]:
     from tests.databases import fresh_postgres_database, postgres_admin_url
     from tests.e2e.test_topology import production_server, reachable_redis
@@ -134,10 +140,11 @@ def main() -> dict[str, Any]:
         files_url, backups_url = str(work / "labvault" / "files"), str(work / "labvault" / "backups")
         seed(labvault_db, files_url)
         with production_server(work / "production", prefect_db, REDIS_DB) as server:
-            one, three = fan_out(server, 1), fan_out(server, 3)
-            topology_empty = empty_backup(server)
+            one = progress("one worker", fan_out(server, 1))
+            three = progress("three workers", fan_out(server, 3))
+            topology_empty = progress("empty backup run on the topology, s", empty_backup(server))
         with sqlite_server(work / "sqlite") as server:
-            sqlite_empty = empty_backup(server)
+            sqlite_empty = progress("empty backup run on the SQLite server, s", empty_backup(server))
         domain = without_prefect(labvault_db, files_url, backups_url)
     redis.flushdb()
     return {
