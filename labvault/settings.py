@@ -6,7 +6,7 @@ import os
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -70,6 +70,15 @@ class Settings(BaseSettings):
         10 * 1024**4, ge=1,
         description="Most bytes an archive's entries may expand to when it is verified or restored "
                     "(10 TiB by default); an archive declaring more is refused unread.",
+    )
+    backup_slots: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Whether a backup holds its organization's Prefect global concurrency slot (and "
+                    "its store's, with LABVAULT_MAX_PARALLEL_BACKUPS). auto: when PREFECT_API_URL "
+                    "names a server, whose services free a killed run's slot when its lease ends; "
+                    "Prefect's temporary server (used without PREFECT_API_URL) runs no services, so "
+                    "there a killed run's slot would stay taken for ever. The database's guard keeps "
+                    "backups of one organization apart either way.",
     )
     max_parallel_backups: int = Field(
         0, ge=0, le=10_000,

@@ -21,6 +21,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.settings import PREFECT_API_URL
 
 from labvault.catalog import get_backup
 from labvault.settings import Settings
@@ -73,13 +74,25 @@ def ensure_limits(limits: dict[str, int]) -> None:
                     name, GlobalConcurrencyLimitUpdate(limit=slots, active=True))
 
 
+def slots_apply(settings: Settings) -> bool:
+    """`LABVAULT_BACKUP_SLOTS`: on, off, or (auto) when PREFECT_API_URL names a server. Prefect's
+    temporary server runs no services, so no lease repossessor would free a killed run's slot."""
+    if settings.backup_slots == "auto":
+        return bool(PREFECT_API_URL.value())
+    return settings.backup_slots == "on"
+
+
 @contextmanager
 def backup_slots(organization_sid: str) -> Iterator[None]:
     """Hold the organization's slot (and the store's) while the block runs; wait for them first.
 
     A lost lease renewal (a server restarting) does not kill the backup: the database guard
     still keeps a second backup of the organization out."""
-    limits = wanted_limits(organization_sid, context.settings())
+    settings = context.settings()
+    if not slots_apply(settings):
+        yield
+        return
+    limits = wanted_limits(organization_sid, settings)
     ensure_limits(limits)
     with concurrency(list(limits), occupy=1, strict=True, lease_duration=LEASE_SECONDS,
                      raise_on_lease_renewal_failure=False):

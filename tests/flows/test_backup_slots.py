@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlalchemy import select
 
 from flows.create_backup import create_backup
 from labvault.models import Backup, BackupStatus
-from tasks.slots import ensure_limits, organization_limit, store_limit
+from labvault.settings import get_settings
+from tasks.slots import ensure_limits, organization_limit, slots_apply, store_limit
 from tests.factories import make_organization
 from tests.timelines import most_at_once
 
@@ -99,3 +101,21 @@ def test_limit_names_carry_no_secret_and_only_characters_prefect_takes() -> None
     with_password = store_limit("https://user:hunter2@store.example/backups")
     assert "hunter2" not in with_password and with_password.startswith("labvault-store-")
     assert store_limit("s3://bucket/a") != store_limit("s3://bucket/b")
+
+
+def test_auto_takes_slots_only_against_a_server_named_by_prefect_api_url(settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    assert slots_apply(get_settings())  # the harness's server is named
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # the CLI's temporary server
+        assert not slots_apply(get_settings())
+    monkeypatch.setenv("LABVAULT_BACKUP_SLOTS", "on")
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert slots_apply(get_settings())
+
+
+def test_with_slots_off_none_is_taken_and_the_database_refuses_a_second_backup(sessions, organization, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LABVAULT_BACKUP_SLOTS", "off")
+    states = at_once(backup_run(organization, "first"), backup_run(organization, "second"))
+    assert sorted(state.is_completed() for state in states) == [False, True]
+    [refused] = [state for state in states if not state.is_completed()]
+    assert "already has backup" in refused.message and "in progress" in refused.message
+    assert limits() == {}

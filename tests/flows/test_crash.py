@@ -12,6 +12,7 @@ import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from prefect.settings import PREFECT_API_URL
 from sqlalchemy import select, update
 
@@ -22,6 +23,14 @@ from tests.cli.test_cli import labvault
 from tests.cli.test_lifecycle_cli import create
 
 ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _no_slots(settings, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The harness's server is Prefect's in-process app, which runs no services: no lease
+    repossessor would free the slot of a run these tests kill (as on the CLI's temporary
+    server, where `auto` takes none). Slots with a killed worker: tests/e2e/test_topology.py."""
+    monkeypatch.setenv("LABVAULT_BACKUP_SLOTS", "off")
 
 
 def entries(path: str, organization_sid: str) -> set[tuple[str, int, str]]:

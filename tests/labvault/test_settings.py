@@ -73,6 +73,7 @@ def test_a_block_and_a_variable_giving_the_same_secret_are_refused(
     ("LABVAULT_PRICE_PER_GB", "1e30", "LABVAULT_PRICE_PER_GB: Input should be less than or equal to 10000"),
     ("LABVAULT_STORAGE_PRICE_PER_GB_MONTH", "1e30",
      "LABVAULT_STORAGE_PRICE_PER_GB_MONTH: Input should be less than or equal to 10000"),
+    ("LABVAULT_BACKUP_SLOTS", "maybe", "LABVAULT_BACKUP_SLOTS: Input should be 'auto', 'on' or 'off'"),
     ("LABVAULT_MAX_PARALLEL_BACKUPS", "-1",
      "LABVAULT_MAX_PARALLEL_BACKUPS: Input should be greater than or equal to 0"),
     ("LABVAULT_MAX_PARALLEL_BACKUPS", "many",
