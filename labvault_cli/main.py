@@ -87,6 +87,7 @@ stdout = Console(markup=False)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 YesOption = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
 SidArgument = Annotated[str, typer.Argument(help="The backup's sid.")]
+BackupAdminOption = Annotated[str, typer.Option("--as", help="Email of an admin of the backup's organization.")]
 
 
 def fail(message: str) -> typer.Exit:
@@ -363,7 +364,7 @@ def backup_show(sid: SidArgument, as_json: JsonOption = False) -> None:
 @backup_app.command("delete")
 def backup_delete(
     sid: SidArgument,
-    requested_by: Annotated[str, typer.Option("--as", help="Email of an admin of the backup's organization.")],
+    requested_by: BackupAdminOption,
     yes: YesOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -402,7 +403,7 @@ def _legal_hold(sid: str, requested_by: str, *, on: bool, as_json: bool) -> None
 @backup_app.command("hold")
 def backup_hold(
     sid: SidArgument,
-    requested_by: Annotated[str, typer.Option("--as", help="Email of an admin of the backup's organization.")],
+    requested_by: BackupAdminOption,
     as_json: JsonOption = False,
 ) -> None:
     """Put a Completed backup on legal hold: kept past its expiry, not deletable until released
@@ -413,7 +414,7 @@ def backup_hold(
 @backup_app.command("release")
 def backup_release(
     sid: SidArgument,
-    requested_by: Annotated[str, typer.Option("--as", help="Email of an admin of the backup's organization.")],
+    requested_by: BackupAdminOption,
     as_json: JsonOption = False,
 ) -> None:
     """Release a backup from legal hold: expiry and delete treat it as any other again."""
@@ -423,7 +424,7 @@ def backup_release(
 @backup_app.command("retry")
 def backup_retry(
     sid: SidArgument,
-    requested_by: Annotated[str, typer.Option("--as", help="Email of an admin of the backup's organization.")],
+    requested_by: BackupAdminOption,
     as_json: JsonOption = False,
 ) -> None:
     """Make a backup that ended in Error again, under the same sid, for an admin of its organization."""

@@ -7,6 +7,7 @@ sent, a body sent gzip-encoded."""
 from __future__ import annotations
 
 import gzip
+import itertools
 import re
 import threading
 import time
@@ -98,17 +99,7 @@ class RangeServer:
                     self._unframed(headers, (body[index:index + 1] for index in range(len(body))), server.trickle)
                     return
                 if server.endless:
-                    self.send_response(206)
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Connection", "close")
-                    self.end_headers()
-                    try:
-                        while True:
-                            self.wfile.write(b"\0" * 65536)
-                    except OSError:
-                        pass
-                    self.close_connection = True
+                    self._unframed(headers, itertools.repeat(b"\0" * 65536))
                     return
                 if server.drops and len(body) > 1:
                     server.drops -= 1 if server.drops > 0 else 0

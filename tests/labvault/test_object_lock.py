@@ -45,6 +45,16 @@ def versions_of(bucket: str, key: str) -> list[str]:
             if v["Key"] == key]
 
 
+def assert_plain_delete_denied(bucket: str, key: str) -> str:
+    """A plain boto3 delete of the object's one version, with the bucket's own keys, is refused;
+    that version, still there."""
+    [version] = versions_of(bucket, key)
+    with pytest.raises(ClientError) as denied:
+        s3().delete_object(Bucket=bucket, Key=key, VersionId=version)
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    return version
+
+
 def everything_in(bucket: str) -> list[str]:
     listing = s3().list_object_versions(Bucket=bucket)
     return [v["Key"] for v in [*listing.get("Versions", []), *listing.get("DeleteMarkers", [])]]
@@ -93,11 +103,7 @@ def test_a_locked_archive_outlives_every_delete_until_its_date(sessions, files, 
     assert expires == finished + timedelta(days=1)
     assert isinstance(store, S3Storage) and store.retention(key) == Retention("compliance", expires)
 
-    # a plain boto3 delete of the archive's version, with the bucket's own keys
-    [version] = versions_of(bucket, object_key)
-    with pytest.raises(ClientError) as denied:
-        s3().delete_object(Bucket=bucket, Key=object_key, VersionId=version)
-    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    version = assert_plain_delete_denied(bucket, object_key)
 
     # labvault's delete: refused in one line, nothing changed
     with sessions() as session, pytest.raises(InvalidInputError) as refused:
@@ -142,10 +148,7 @@ def test_a_backup_on_legal_hold_is_kept_until_released(sessions, files, organiza
     with sessions() as session:
         legal_hold.set_legal_hold(session, store, sid, organization.admin_email, on=True)
     assert s3().get_object_legal_hold(Bucket=bucket, Key=object_key)["LegalHold"]["Status"] == "ON"
-    [version] = versions_of(bucket, object_key)
-    with pytest.raises(ClientError) as denied:
-        s3().delete_object(Bucket=bucket, Key=object_key, VersionId=version)
-    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    assert_plain_delete_denied(bucket, object_key)
 
     with sessions() as session, pytest.raises(InvalidInputError) as refused:
         deletion.delete_backup(session, store, sid, organization.admin_email)
