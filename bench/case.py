@@ -23,11 +23,11 @@ def labvault_backup(database_url: str, files_url: str, backups_url: str, organiz
 
     from labvault import backups
     from labvault.backups import BackupRequest, ProgressRecorder
-    from labvault.database import session_factory
-    from labvault.models import Backup, BackupStatus
+    from labvault.db.engine import session_factory
+    from labvault.db.models import Backup, BackupStatus
     from labvault.pricing import Pricing
     from labvault.settings import get_settings
-    from labvault.storage import storage_for
+    from labvault.storage.from_url import storage_for
 
     sessions = session_factory(database_url)
     files = storage_for(files_url, setting="files")
@@ -56,7 +56,7 @@ def versions_archive(database_url: str, organization: str, storage: Any) -> tupl
     (its key, the number of versions, the seconds the snapshot took)."""
     from labvault import backups
     from labvault.backups import BackupRequest, ProgressRecorder
-    from labvault.database import session_factory
+    from labvault.db.engine import session_factory
 
     sessions = session_factory(database_url)
     with sessions() as session:
@@ -75,7 +75,7 @@ def snapshot_only(database_url: str, organization: str, out: str, verify: bool =
     """Only the versions snapshot, into a local archive that is then dropped; with `verify`,
     the archive is read back as the flow does after a backup."""
     from labvault.backups import verify_stored_archive
-    from labvault.storage import FsspecStorage
+    from labvault.storage.folders import FsspecStorage
 
     storage = FsspecStorage(out)
     key, count, seconds = versions_archive(database_url, organization, storage)
@@ -91,9 +91,9 @@ def snapshot_only(database_url: str, organization: str, out: str, verify: bool =
 def restore_only(database_url: str, organization: str, out: str) -> dict[str, Any]:
     """A backup of the organization's versions (not timed), then restored into an empty
     SQLite database, as `labvault restore` does: verified first, then written."""
-    from labvault.database import session_factory, upgrade_schema
+    from labvault.db.engine import session_factory, upgrade_schema
     from labvault.restore import restore_archive
-    from labvault.storage import FsspecStorage
+    from labvault.storage.folders import FsspecStorage
 
     storage = FsspecStorage(out)
     key, _, _ = versions_archive(database_url, organization, storage)
@@ -116,8 +116,8 @@ def archive_writer(tree: str, out: str, keep: bool = False) -> dict[str, Any]:
     `out` is a folder or an s3:// URL; with `keep` the archive stays (bench/writer.zip)."""
     from datetime import datetime, timezone
 
-    from labvault.archive import ArchiveWriter
-    from labvault.storage import storage_for
+    from labvault.archive.writer import ArchiveWriter
+    from labvault.storage.from_url import storage_for
 
     storage = storage_for(out, setting="out")
     with ArchiveWriter(storage.open_write("bench/writer.zip"), key="bench/writer.zip",
@@ -200,7 +200,7 @@ def get_object_loop(bucket: str, prefix: str, concurrency: int) -> dict[str, Any
 def start_up() -> dict[str, Any]:
     """What every labvault case pays before its first byte: Python and the imports of the pipeline."""
     import labvault.backups  # noqa: F401
-    import labvault.storage  # noqa: F401
+    import labvault.storage.from_url  # noqa: F401
 
     return {}
 
@@ -211,7 +211,7 @@ def read_s3(bucket: str, key: str, how: str) -> dict[str, Any]:
     reader) or `stream` (labvault's resuming stream, `S3Storage.open_read`)."""
     import boto3
 
-    from labvault.verify import verify_archive
+    from labvault.archive.verify import verify_archive
 
     if how == "get_object":
         body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"]
@@ -230,7 +230,7 @@ def read_s3(bucket: str, key: str, how: str) -> dict[str, Any]:
         source = smart_open.open(f"s3://{bucket}/{key}", "rb", compression="disable",
                                  transport_params={"client": boto3.client("s3")})
     else:
-        from labvault.storage import S3Storage
+        from labvault.storage.s3 import S3Storage
 
         source = S3Storage(f"s3://{bucket}", setting="bench").open_read(key)
     with source:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from sqlalchemy import insert, text
 
-from labvault.database import engine_for, session_factory, upgrade_schema
-from labvault.models import File, Organization, Record, User
+from labvault.db.engine import engine_for, session_factory, upgrade_schema
+from labvault.db.models import File, Organization, Record, User
 
 MiB = 1024 * 1024
 CREATED = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -29,8 +29,8 @@ RUNS = 3
 
 
 def seed(database_url: str, files_url: str) -> None:
-    from labvault.database import session_factory, upgrade_schema
-    from labvault.storage import storage_for
+    from labvault.db.engine import session_factory, upgrade_schema
+    from labvault.storage.from_url import storage_for
     from tests.factories import make_organization
 
     upgrade_schema(database_url)

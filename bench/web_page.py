@@ -34,8 +34,9 @@ LABVAULT = Path(sys.executable).with_name("labvault")
 def seed(database_url: str, backups_folder: Path, backups: int, archive_bytes: int) -> str:
     """An organization with one admin and `backups` backups, the newest Completed with an
     archive of `archive_bytes`; returns that backup's sid."""
-    from labvault.database import session_factory, upgrade_schema
-    from labvault.models import Backup, BackupStatus, Organization, User, utcnow
+    from labvault.db.engine import session_factory, upgrade_schema
+    from labvault.db.models import Backup, BackupStatus, Organization, User
+    from labvault.utc import utcnow
 
     upgrade_schema(database_url)
     now = utcnow()

@@ -12,7 +12,7 @@ from prefect.runtime import flow_run as current_flow_run
 from flows.outcome import fails_with_reason
 from flows.parameters import DESCRIPTION, RETENTION, Description, RetentionDays, parameter
 from labvault.backups import render_backup_name
-from labvault.models import utcnow
+from labvault.utc import utcnow
 from tasks.fan_out import list_organizations, start_create_backup_runs, wait_for_runs
 
 

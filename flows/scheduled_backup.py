@@ -27,10 +27,9 @@ from flows.parameters import (
 )
 from labvault.backups import BackupRequest, render_backup_name
 from labvault.errors import InvalidInputError, one_line
-from labvault.models import utcnow
+from labvault.utc import utcnow
 from tasks.backup_steps import estimate, notify, record_attempt_failure, restart_backup, start_backup
 from tasks.slots import backup_slots
-
 
 NAME_TEMPLATE = "Scheduled backup {date}"
 

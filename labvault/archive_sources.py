@@ -17,13 +17,13 @@ from urllib.parse import urlsplit
 import fsspec
 from sqlalchemy.orm import Session
 
-from labvault.archive_rules import DEFAULT_MAX_TOTAL_BYTES
+from labvault.archive.rules import DEFAULT_MAX_TOTAL_BYTES
+from labvault.archive.safe_names import archive_key
 from labvault.catalog import get_backup
 from labvault.errors import InvalidInputError, LabvaultError, NotFoundError
-from labvault.range_openers import HttpRangeOpener, S3RangeOpener, s3_read_client
-from labvault.range_reader import RangeReader
-from labvault.safe_names import archive_key
-from labvault.storage import Storage
+from labvault.storage.range_openers import HttpRangeOpener, S3RangeOpener, s3_read_client
+from labvault.storage.range_reader import RangeReader
+from labvault.storage.store import Storage
 from labvault.url_secrets import MASK, masked_url
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")

@@ -9,7 +9,8 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from labvault.models import AuditEvent, utcnow
+from labvault.db.models import AuditEvent
+from labvault.utc import utcnow
 
 Action = Literal["created", "retried", "deleted", "downloaded", "held", "released"]
 Door = Literal["web", "cli", "flow"]

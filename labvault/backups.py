@@ -23,8 +23,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from labvault import audit
-from labvault.archive import COPY_BUFFER_BYTES, ArchiveWriter, Readable, SealedArchive, read_ahead
+from labvault.archive.safe_names import archive_key, file_entry_name, version_entry_name
+from labvault.archive.verify import ArchiveLimits, VerifyReport, verify_archive
+from labvault.archive.writer import COPY_BUFFER_BYTES, ArchiveWriter, Readable, SealedArchive, read_ahead
 from labvault.catalog import get_backup, get_organization
+from labvault.db.models import Backup, BackupStatus, File, Organization, User, Version
 from labvault.errors import (
     ConflictError,
     InvalidInputError,
@@ -35,12 +38,10 @@ from labvault.errors import (
     one_line,
 )
 from labvault.liveness import beat
-from labvault.models import Backup, BackupStatus, File, Organization, User, Version, utcnow
-from labvault.open_ahead import opened_ahead
 from labvault.pricing import Pricing, count_contents
-from labvault.safe_names import archive_key, file_entry_name, version_entry_name
-from labvault.storage import Storage
-from labvault.verify import ArchiveLimits, VerifyReport, verify_archive
+from labvault.storage.open_ahead import opened_ahead
+from labvault.storage.store import Storage
+from labvault.utc import utcnow
 
 NAME_MAX_CHARS = 255
 DESCRIPTION_MAX_CHARS = 5000

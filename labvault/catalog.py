@@ -9,10 +9,11 @@ from decimal import Decimal
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from labvault.archive.safe_names import archive_key
+from labvault.db.models import Backup, BackupStatus, Organization
 from labvault.errors import InvalidInputError, NotFoundError
-from labvault.models import Backup, BackupStatus, Organization, utcnow
-from labvault.safe_names import archive_key
-from labvault.storage import Storage
+from labvault.storage.store import Storage
+from labvault.utc import utcnow
 
 STATUS_FILTERS: dict[str, BackupStatus | None] = {
     "all": None,

@@ -8,12 +8,13 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from labvault import audit, object_lock
+from labvault.archive.safe_names import archive_key
 from labvault.backups import require_admin
 from labvault.catalog import get_backup
+from labvault.db.models import Backup, BackupStatus
 from labvault.errors import InvalidInputError
-from labvault.models import Backup, BackupStatus, utcnow
-from labvault.safe_names import archive_key
-from labvault.storage import PARTIAL_SUFFIX, Storage
+from labvault.storage.store import PARTIAL_SUFFIX, Storage
+from labvault.utc import utcnow
 
 
 def check_delete(session: Session, sid: str, requested_by: str,

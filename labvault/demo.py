@@ -11,8 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.orm import Session
 
-from labvault.models import File, Organization, Record, User, Version
-from labvault.storage import Storage
+from labvault.db.models import File, Organization, Record, User, Version
+from labvault.storage.store import Storage
 
 DEMO_ORGANIZATION_SID = "demo-lab"
 DEMO_ADMIN_EMAIL = "admin@demo-lab.example"

@@ -13,14 +13,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from labvault.backups import fail_backup
 from labvault import audit, object_lock
+from labvault.archive.safe_names import archive_key
+from labvault.backups import fail_backup
+from labvault.db.models import Backup, BackupStatus
 from labvault.deletion import remove_backup
 from labvault.errors import InvalidInputError
-from labvault.models import Backup, BackupStatus, as_utc, utcnow
 from labvault.restore_staging import recover_staging
-from labvault.safe_names import archive_key
-from labvault.storage import PARTIAL_SUFFIX, Storage
+from labvault.storage.store import PARTIAL_SUFFIX, Storage
+from labvault.utc import as_utc, utcnow
 
 # A run's last sign of life: its heartbeat, or its start before the first beat.
 LAST_SIGN_OF_LIFE = func.coalesce(Backup.heartbeat_at, Backup.date_created)

@@ -7,12 +7,12 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from labvault import audit, object_lock
+from labvault.archive.safe_names import archive_key
 from labvault.backups import require_admin
 from labvault.catalog import get_backup
+from labvault.db.models import Backup, BackupStatus
 from labvault.errors import InvalidInputError
-from labvault.models import Backup, BackupStatus
-from labvault.safe_names import archive_key
-from labvault.storage import Storage
+from labvault.storage.store import Storage
 
 
 def set_legal_hold(session: Session, backups_storage: Storage, sid: str, requested_by: str, *,

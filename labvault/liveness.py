@@ -20,7 +20,8 @@ from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from labvault.models import Backup, BackupStatus, utcnow
+from labvault.db.models import Backup, BackupStatus
+from labvault.utc import utcnow
 
 # Several beats fit in the shortest stale window (LABVAULT_STALE_AFTER_MINUTES >= 1).
 BEAT_SECONDS = 15.0

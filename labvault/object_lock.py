@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from labvault.storage import Retention, S3Storage, Storage
+from labvault.storage.s3 import S3Storage
+from labvault.storage.store import Retention, Storage
 
 
 def _locking(storage: Storage) -> S3Storage | None:

@@ -15,7 +15,7 @@ from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from labvault.catalog import get_organization
-from labvault.models import File, Version
+from labvault.db.models import File, Version
 from labvault.settings import Settings
 
 GB = Decimal(10**9)

@@ -29,20 +29,20 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from labvault.archive_scan import ArchiveRefused, open_laid_out
-from labvault.errors import InvalidInputError, PermanentError, TransientError
-from labvault.manifest_schema import (
+from labvault.archive.manifest_schema import (
     MAX_VERSION_DOCUMENT_BYTES,
     FileEntry,
     ManifestHeader,
     VersionEntry,
     parse_version_document,
 )
-from labvault.models import File, Organization, Record, RestoreRun, Version
+from labvault.archive.scan import ArchiveRefused, open_laid_out
+from labvault.archive.verify import ArchiveLimits, ArchiveReader, verify_archive
+from labvault.db.models import File, Organization, Record, RestoreRun, Version
+from labvault.errors import InvalidInputError, PermanentError, TransientError
 from labvault.restore_staging import Staging, recover_staging
-from labvault.storage import PARTIAL_SUFFIX, Storage, check_key
-from labvault.verify import ArchiveLimits, ArchiveReader, verify_archive
-from labvault.zip_directory import ZipStructureError
+from labvault.storage.store import PARTIAL_SUFFIX, Storage, check_key
+from labvault.zipstream.directory import ZipStructureError
 
 BATCH = 1000  # manifest entries per look-up in the target, versions per INSERT
 PENDING_VERSION_BYTES = 8 * 1024 * 1024  # versions held for one INSERT, as JSON read

@@ -26,9 +26,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from labvault.db.models import RestoreRun
 from labvault.errors import LabvaultError
-from labvault.models import RestoreRun, as_utc, utcnow
-from labvault.storage import PARTIAL_SUFFIX, PendingWrite, Storage
+from labvault.storage.store import PARTIAL_SUFFIX, PendingWrite, Storage
+from labvault.utc import as_utc, utcnow
 
 STAGING_PREFIX = ".restore"
 _OWNER = "owner.json"

@@ -14,11 +14,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from labvault.archive_rules import ArchiveLimits
-from labvault.models import Backup, BackupStatus, utcnow
-from labvault.safe_names import archive_key
-from labvault.storage import Storage
-from labvault.verify import verify_archive
+from labvault.archive.rules import ArchiveLimits
+from labvault.archive.safe_names import archive_key
+from labvault.archive.verify import verify_archive
+from labvault.db.models import Backup, BackupStatus
+from labvault.storage.store import Storage
+from labvault.utc import utcnow
 
 PROBLEMS_KEPT = 3
 

@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from labvault.db.models import SignInToken, User
 from labvault.errors import PermissionDeniedError
-from labvault.models import SignInToken, User, utcnow
+from labvault.utc import utcnow
 
 LINK_LIFETIME = timedelta(minutes=15)
 LINKS_PER_ADDRESS = 5  # within LINK_LIFETIME

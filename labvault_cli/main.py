@@ -31,12 +31,14 @@ except ImportError:  # older typer runs on click itself
 from labvault import backups, catalog, deletion
 from labvault.backups import BackupRequest
 from labvault.catalog import BackupDetails
-from labvault.database import session_factory, upgrade_schema
+from labvault.db.engine import session_factory, upgrade_schema
 from labvault.errors import LabvaultError
 from labvault.pricing import Estimate, Pricing, estimate_backup
 from labvault.settings import Settings, get_settings
 from labvault.sizes import human_size
-from labvault.storage import S3Credentials, Storage, backups_store, files_store
+from labvault.storage.from_url import backups_store, files_store
+from labvault.storage.s3 import S3Credentials
+from labvault.storage.store import Storage
 from labvault_cli.progress import backup_progress_bar
 
 # Prefect's analytics are on unless turned off: each temporary server reports its start (and on a
@@ -469,9 +471,9 @@ def backup_verify(
     as_json: JsonOption = False,
 ) -> None:
     """Read an archive once and check every entry against its manifest."""
-    from labvault.archive_rules import ArchiveLimits
+    from labvault.archive.rules import ArchiveLimits
+    from labvault.archive.verify import verify_archive
     from labvault.archive_sources import archive_opener
-    from labvault.verify import verify_archive
 
     settings = _settings()
     with user_errors():
@@ -515,8 +517,8 @@ def restore(
     """Verify an archive, then restore it into an empty database and files store."""
     from flows.restore_backup import restore_backup
     from labvault.archive_sources import archive_opener, hold_link
-    from labvault.database import check_connection
-    from labvault.storage import storage_for
+    from labvault.db.engine import check_connection
+    from labvault.storage.from_url import storage_for
     from labvault.url_secrets import STORE_CREDENTIALS, database_url, files_url, refuse_credentials
 
     settings = _settings()

@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from labvault import catalog
-from labvault.database import session_factory
-from labvault.models import utcnow
+from labvault.db.engine import session_factory
+from labvault.utc import utcnow
 
 POLL_SECONDS = 0.5
 

@@ -23,18 +23,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from labvault import audit, backups, catalog, deletion, sign_in
 from labvault.backups import BackupRequest
 from labvault.catalog import BackupDetails
-from labvault.database import session_factory
+from labvault.db.engine import session_factory
+from labvault.db.models import Backup, BackupStatus
 from labvault.errors import (
     InvalidInputError,
     LabvaultError,
     NotFoundError,
     PermissionDeniedError,
 )
-from labvault.models import Backup, BackupStatus, utcnow
 from labvault.notification import notifier_for, sign_in_notice
 from labvault.pricing import Pricing, estimate_backup
 from labvault.settings import Settings
 from labvault.sizes import human_size
+from labvault.utc import utcnow
 from labvault_web.downloads import archive_response
 from labvault_web.runs import FlowRuns
 from labvault_web.sessions import SessionCookies, SignInLimiter, WebSession

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from labvault.models import Backup
-from labvault.safe_names import archive_key
-from labvault.storage import Storage
+from labvault.archive.safe_names import archive_key
+from labvault.db.models import Backup
+from labvault.storage.store import Storage
 
 PRESIGNED_LIFETIME = timedelta(minutes=5)
 

@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from labvault import catalog
 from labvault.backups import BackupRequest
+from labvault.db.models import Backup, BackupStatus
 from labvault.errors import LabvaultError, TransientError
-from labvault.models import Backup, BackupStatus, utcnow
+from labvault.utc import utcnow
 
 DEPLOYMENTS = {"create": "create-backup/create-backup", "retry": "retry-backup/retry-backup",
                "delete": "delete-backup/delete-backup"}

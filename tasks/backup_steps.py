@@ -25,8 +25,8 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from labvault import backups, object_lock, reverification
-from labvault.archive import ArchiveWriter, SealedArchive
-from labvault.archive_rules import ArchiveLimits
+from labvault.archive.rules import ArchiveLimits
+from labvault.archive.writer import ArchiveWriter, SealedArchive
 from labvault.backups import BackupRequest, ProgressRecorder
 from labvault.catalog import BackupDetails, get_backup
 from labvault.liveness import Heartbeat

@@ -15,11 +15,13 @@ from prefect.blocks.core import Block
 from prefect.blocks.system import Secret
 from sqlalchemy.orm import Session, sessionmaker
 
-from labvault.database import session_factory
+from labvault.db.engine import session_factory
 from labvault.errors import InvalidInputError
 from labvault.notification import Notifier, notifier_for
 from labvault.settings import Settings, get_settings
-from labvault.storage import S3Credentials, Storage, backups_store, files_store
+from labvault.storage.from_url import backups_store, files_store
+from labvault.storage.s3 import S3Credentials
+from labvault.storage.store import Storage
 from labvault.url_secrets import with_password
 
 B = TypeVar("B", bound=Block)

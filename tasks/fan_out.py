@@ -13,8 +13,8 @@ from prefect.deployments import run_deployment
 from sqlalchemy import select
 
 from labvault.backups import admin_emails
+from labvault.db.models import Organization
 from labvault.errors import PermanentError
-from labvault.models import Organization
 from tasks import context
 from tasks.retries import RETRY_TRANSIENT
 from tasks.run_tags import organization_tag

@@ -10,11 +10,11 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from labvault.archive_rules import ArchiveLimits
+from labvault.archive.rules import ArchiveLimits
 from labvault.archive_sources import archive_opener, refuse_signed_link
-from labvault.database import check_connection, session_factory, upgrade_schema
+from labvault.db.engine import check_connection, session_factory, upgrade_schema
 from labvault.restore import MergePolicy, restore_archive
-from labvault.storage import storage_for
+from labvault.storage.from_url import storage_for
 from labvault.url_secrets import STORE_CREDENTIALS, database_url, files_url, masked_url, refuse_credentials
 from tasks import context
 

@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from labvault import backups, reverification
-from labvault.archive_rules import ArchiveLimits
+from labvault.archive.rules import ArchiveLimits
 from labvault.catalog import BackupDetails, get_backup
 from labvault.errors import LabvaultError
 from labvault.notification import verification_failed_notice

@@ -9,8 +9,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from labvault.models import Backup, as_utc
-from labvault.safe_names import file_entry_name
+from labvault.archive.safe_names import file_entry_name
+from labvault.db.models import Backup
+from labvault.utc import as_utc
 from tests.factories import OrganizationFixture
 
 

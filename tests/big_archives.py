@@ -12,10 +12,10 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from labvault.backups import BackupRequest
-from labvault.database import session_factory, upgrade_schema
+from labvault.db.engine import session_factory, upgrade_schema
+from labvault.db.models import File
 from labvault.demo import DEMO_ADMIN_EMAIL, DEMO_ORGANIZATION_SID, load_demo
-from labvault.models import File
-from labvault.storage import FsspecStorage
+from labvault.storage.folders import FsspecStorage
 from tests.factories import make_organization
 from tests.labvault.test_backups import run_backup
 

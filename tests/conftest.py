@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,9 +17,10 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("PREFECT_PROFILES_PATH", None)
 
-from labvault.database import session_factory, upgrade_schema  # noqa: E402
+from labvault.db.engine import session_factory, upgrade_schema  # noqa: E402
 from labvault.settings import Settings, get_settings  # noqa: E402
-from labvault.storage import FsspecStorage, backups_store, files_store  # noqa: E402
+from labvault.storage.folders import FsspecStorage
+from labvault.storage.from_url import backups_store, files_store  # noqa: E402
 from tests.databases import (  # noqa: E402
     empty_postgres_tables,
     fresh_postgres_database,

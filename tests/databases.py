@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from labvault.database import engine_for
-from labvault.models import Base
+from labvault.db.engine import engine_for
+from labvault.db.models import Base
 from tests.services import unavailable
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.orm import Session
 
-from labvault.models import File, Organization, Record, User, Version
-from labvault.storage import Storage
+from labvault.db.models import File, Organization, Record, User, Version
+from labvault.storage.store import Storage
 
 DEFAULT_FILE_NAMES = [
     "report.pdf",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from labvault.models import Backup
+from labvault.db.models import Backup
 
 
 def most_at_once(backups: Iterable[Backup]) -> int:

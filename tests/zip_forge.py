@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from labvault.zip_format import (
+from labvault.zipstream.format import (
     CENTRAL,
     CENTRAL_SIGNATURE,
     DEFLATED,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from labvault.models import Backup, File, Organization, Record, User, Version
+from labvault.db.models import Backup, File, Organization, Record, User, Version
 from tests.cli.test_cli import labvault
 from tests.factories import make_organization
 

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from labvault.db.models import Backup, File, Record, Version
 from labvault.demo import DEMO_ADMIN_EMAIL, DEMO_ORGANIZATION_SID
-from labvault.models import Backup, File, Record, Version
 from labvault_cli.main import app
 from tests.archive_checks import read_manifest
 

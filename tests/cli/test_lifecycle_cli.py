@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from labvault.backups import start_backup
-from labvault.models import Backup, BackupStatus
+from labvault.db.models import Backup, BackupStatus
 from tests.cli.terminal import on_terminal
 from tests.cli.test_cli import backup_count, labvault
 from tests.labvault.test_backups import request_for

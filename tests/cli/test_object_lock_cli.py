@@ -10,9 +10,11 @@ from botocore.exceptions import ClientError
 from sqlalchemy import func, select
 
 from labvault import audit
-from labvault.models import Backup
-from labvault.safe_names import archive_key
-from labvault.storage import Retention, S3Storage, backups_store
+from labvault.archive.safe_names import archive_key
+from labvault.db.models import Backup
+from labvault.storage.from_url import backups_store
+from labvault.storage.s3 import S3Storage
+from labvault.storage.store import Retention
 from tests.cli.test_cli import labvault
 from tests.conftest import new_bucket
 from tests.labvault.test_object_lock import (  # noqa: F401 (seaweedfs: a fixture)

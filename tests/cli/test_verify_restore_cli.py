@@ -17,9 +17,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from sqlalchemy import func, select
 
-from labvault.database import session_factory
-from labvault.models import File, Version
-from labvault.verify import verify_archive
+from labvault.archive.verify import verify_archive
+from labvault.db.engine import session_factory
+from labvault.db.models import File, Version
 from tests.cli.test_cli import labvault
 from tests.cli.test_lifecycle_cli import create
 
@@ -185,7 +185,7 @@ def test_a_full_disk_while_restoring_is_one_line_and_leaves_the_target_as_it_was
         organization, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A disk that fills while the blobs are written (the free-space check passed: another
     writer took the room) raises ENOSPC from a write; simulated on the target store's writes."""
-    from labvault import storage
+    from labvault.storage import folders
 
     sid = create(organization)["sid"]
     target_db, target_files = f"sqlite:///{tmp_path / 'restored.db'}", tmp_path / "restored-files"
@@ -193,14 +193,14 @@ def test_a_full_disk_while_restoring_is_one_line_and_leaves_the_target_as_it_was
     assert labvault("restore", sid, *target).exit_code == 0
     before = target_state(target_db, target_files)
 
-    real_write = storage._RenamingPendingWrite.write
+    real_write = folders._RenamingPendingWrite.write
 
     def write_to_a_full_disk(self, data):  # type: ignore[no-untyped-def]
         if self._partial.startswith(f"{target_files}/.restore/") and "/blobs/" in self._partial:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_write(self, data)
 
-    monkeypatch.setattr(storage._RenamingPendingWrite, "write", write_to_a_full_disk)
+    monkeypatch.setattr(folders._RenamingPendingWrite, "write", write_to_a_full_disk)
     result = labvault("restore", sid, *target, "--merge", "overwrite")
     assert result.exit_code == 1
     assert result.stderr == (f"error: archive backup {sid}: the target files store is full (No space left "

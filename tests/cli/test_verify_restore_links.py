@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
-from botocore.config import Config
 import pytest
+from botocore.config import Config
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 

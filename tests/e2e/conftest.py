@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from labvault.database import session_factory, upgrade_schema
+from labvault.db.engine import session_factory, upgrade_schema
 from labvault.settings import Settings, get_settings
-from labvault.storage import files_store
+from labvault.storage.from_url import files_store
 from tests.conftest import free_port
 from tests.factories import make_organization
 

@@ -16,8 +16,8 @@ from prefect.flow_runs import resume_flow_run
 from sqlalchemy import select
 
 from deployments.project import read_deployments
-from labvault.database import session_factory
-from labvault.models import Backup, BackupStatus
+from labvault.db.engine import session_factory
+from labvault.db.models import Backup, BackupStatus
 from tests.browser import launch_chromium
 from tests.conftest import SMTP_PASSWORD
 from tests.e2e.conftest import BIN, ROOT, PrefectServer, stop
@@ -217,7 +217,7 @@ def test_the_backups_page_starts_deployment_runs_that_a_worker_completes(worker,
     UI's Run button does) rather than running the flow itself; the worker builds the backup."""
     from fastapi.testclient import TestClient
 
-    from labvault.models import AuditEvent
+    from labvault.db.models import AuditEvent
     from labvault_web.app import create_app
     from tests.web.conftest import csrf_of, sign_in_as, wait_for_status
 

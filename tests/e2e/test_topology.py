@@ -42,10 +42,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from deployments.automations import ensure_crash_silent_runs
-from labvault.database import session_factory, upgrade_schema
-from labvault.models import Backup, BackupStatus
+from labvault.db.engine import session_factory, upgrade_schema
+from labvault.db.models import Backup, BackupStatus
 from labvault.settings import Settings, get_settings
-from labvault.storage import files_store
+from labvault.storage.from_url import files_store
 from tests.databases import fresh_postgres_database, postgres_admin_url
 from tests.e2e.conftest import BIN, PrefectServer, client_env, running_server, server_env, stop
 from tests.e2e.test_deployments import FINAL, POOL, run_deployment_as_the_ui_does, wait_for_state

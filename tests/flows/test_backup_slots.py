@@ -14,7 +14,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlalchemy import select
 
 from flows.create_backup import create_backup
-from labvault.models import Backup, BackupStatus
+from labvault.db.models import Backup, BackupStatus
 from labvault.settings import get_settings
 from tasks.slots import ensure_limits, organization_limit, slots_apply, store_limit
 from tests.factories import make_organization

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from labvault.models import Backup
-from labvault.safe_names import MAX_NAME_BYTES
+from labvault.archive.safe_names import MAX_NAME_BYTES
+from labvault.db.models import Backup
 from tests.archive_checks import read_manifest
 from tests.factories import make_organization
 from tests.flows.test_create_backup import backup_of, run

@@ -17,7 +17,7 @@ from prefect.settings import PREFECT_API_URL
 from sqlalchemy import select, update
 
 from flows.expire_backups import expire_backups
-from labvault.models import Backup, BackupStatus
+from labvault.db.models import Backup, BackupStatus
 from tests.archive_checks import read_manifest
 from tests.cli.test_cli import labvault
 from tests.cli.test_lifecycle_cli import create

@@ -11,8 +11,8 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from sqlalchemy import func, select
 
 from flows.create_backup import create_backup
+from labvault.db.models import Backup, BackupStatus
 from labvault.errors import NotFoundError, PermissionDeniedError
-from labvault.models import Backup, BackupStatus
 from tests.archive_checks import assert_archive_matches
 from tests.factories import make_organization
 

@@ -16,13 +16,12 @@ from prefect_email import EmailServerCredentials
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from labvault.db.models import BackupStatus
 from labvault.errors import InvalidInputError
-from labvault.models import BackupStatus
-from labvault.storage import files_store
+from labvault.storage.from_url import files_store
 from tests.archive_checks import assert_archive_matches
 from tests.cli.test_cli import labvault
-from tests.conftest import SMTP_PASSWORD
-from tests.conftest import S3_ACCESS_KEY, S3_SECRET_KEY
+from tests.conftest import S3_ACCESS_KEY, S3_SECRET_KEY, SMTP_PASSWORD
 from tests.factories import make_organization
 from tests.flows.run_record import run_record
 from tests.flows.test_create_backup import backup_of, run

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from flows.delete_backup import delete_backup
 from flows.expire_backups import expire_backups
 from flows.retry_backup import retry_backup
-from labvault.models import Backup, BackupStatus
+from labvault.db.models import Backup, BackupStatus
 from tests.flows.test_create_backup import backup_of, run
 
 
@@ -157,7 +157,7 @@ def test_an_email_that_cannot_be_sent_leaves_the_backup_completed(sessions, orga
 
 def test_a_retry_is_asked_by_a_current_admin_and_only_current_admins_are_told(sessions, files, organization, smtp_server) -> None:  # type: ignore[no-untyped-def]
     """An admin removed between the failure and the retry can neither retry nor get the link."""
-    from labvault.models import User
+    from labvault.db.models import User
 
     row, data = next(iter(organization.files.values()))
     files.delete(row.storage_key)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from labvault.models import Backup
-from labvault.safe_names import archive_key
-from labvault.storage import Retention, S3Storage, backups_store
+from labvault.archive.safe_names import archive_key
+from labvault.db.models import Backup
+from labvault.storage.from_url import backups_store
+from labvault.storage.s3 import S3Storage
+from labvault.storage.store import Retention
 from tests.conftest import new_bucket
 from tests.flows.test_create_backup import backup_of, run
 from tests.labvault.test_object_lock import (  # noqa: F401 (seaweedfs: a fixture)

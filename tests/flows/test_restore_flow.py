@@ -18,9 +18,9 @@ from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 
 from flows.restore_backup import restore_backup
-from labvault.database import engine_for, session_factory
+from labvault.db.engine import engine_for, session_factory
+from labvault.db.models import Version
 from labvault.errors import InvalidInputError
-from labvault.models import Version
 from tests.databases import postgres_admin_url
 from tests.flows.test_create_backup import backup_of, run
 

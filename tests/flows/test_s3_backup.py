@@ -15,9 +15,10 @@ from sqlalchemy import select
 from flows.delete_backup import delete_backup
 from labvault import expiry
 from labvault.catalog import BackupDetails
-from labvault.models import Backup, BackupStatus, utcnow
+from labvault.db.models import Backup, BackupStatus
 from labvault.settings import Settings, get_settings
-from labvault.storage import backups_store, files_store
+from labvault.storage.from_url import backups_store, files_store
+from labvault.utc import utcnow
 from tests.archive_checks import assert_archive_matches
 from tests.factories import make_organization
 from tests.flows.test_create_backup import backup_of, run

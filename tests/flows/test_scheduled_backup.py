@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from flows.scheduled_backup import scheduled_backup
-from labvault.models import Backup, BackupStatus, User
+from labvault.db.models import Backup, BackupStatus, User
 
 
 def test_a_try_that_fails_is_retried_under_the_same_sid(sessions, files, organization, smtp_server, monkeypatch) -> None:  # type: ignore[no-untyped-def]

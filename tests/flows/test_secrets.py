@@ -14,7 +14,7 @@ SMTP_PASSWORD = "smtp-Pa55-never-printed"
 
 
 def test_credentials_stay_out_of_everything_a_user_sees(sessions, s3_settings, smtp_server, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
-    from labvault.storage import files_store
+    from labvault.storage.from_url import files_store
 
     monkeypatch.setenv("LABVAULT_SMTP_USERNAME", "mailer")
     monkeypatch.setenv("LABVAULT_SMTP_PASSWORD", SMTP_PASSWORD)

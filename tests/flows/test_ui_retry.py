@@ -18,7 +18,7 @@ from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL
 from sqlalchemy import select
 
-from labvault.models import Backup, BackupStatus
+from labvault.db.models import Backup, BackupStatus
 
 ROOT = Path(__file__).parents[2]
 SERVE = "from flows.create_backup import create_backup; create_backup.serve(name='ui-retry-test')"

@@ -34,7 +34,7 @@ def test_a_changed_archive_fails_the_run_and_its_admins_are_emailed(smtp_server,
     listed = CliRunner().invoke(cli, ["backup", "list"], env={"COLUMNS": "200"})
     assert "ok" in listed.stdout and "FAILED" in listed.stdout
     with sessions() as session:
-        from labvault.models import Backup
+        from labvault.db.models import Backup
 
         assert session.get(Backup, good.sid).verified_ok is True
 

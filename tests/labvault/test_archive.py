@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from labvault.archive import ArchiveWriter
-from labvault.storage import FsspecStorage
+from labvault.archive.writer import ArchiveWriter
+from labvault.storage.folders import FsspecStorage
 
 CREATED = datetime(2026, 5, 17, 8, 30, tzinfo=timezone.utc)
 

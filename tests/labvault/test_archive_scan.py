@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from labvault.archive import ArchiveWriter
-from labvault.archive_rules import ArchiveLimits
-from labvault.archive_scan import scan_archive
-from labvault.storage import FsspecStorage
-from labvault.verify import ArchiveReader, verify_archive
+from labvault.archive.rules import ArchiveLimits
+from labvault.archive.scan import scan_archive
+from labvault.archive.verify import ArchiveReader, verify_archive
+from labvault.archive.writer import ArchiveWriter
+from labvault.storage.folders import FsspecStorage
 
 BIG = bytes(range(256)) * 12_000  # 3 MB: read in several chunks
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from labvault import backups, catalog, object_lock
 from labvault.backups import BackupRequest, ProgressRecorder
+from labvault.db.models import Backup, BackupStatus, File, Version
 from labvault.errors import (
     ConflictError,
     InvalidInputError,
@@ -20,7 +21,6 @@ from labvault.errors import (
     PermissionDeniedError,
 )
 from labvault.liveness import BEAT_SECONDS, Heartbeat
-from labvault.models import Backup, BackupStatus, File, Version
 from labvault.pricing import Pricing
 from tests.archive_checks import assert_archive_matches
 from tests.factories import make_organization

@@ -8,8 +8,8 @@ import pytest
 
 from labvault import catalog
 from labvault.backups import fail_backup, start_backup
+from labvault.db.models import Backup, BackupStatus
 from labvault.errors import InvalidInputError
-from labvault.models import Backup, BackupStatus
 from tests.factories import make_organization
 from tests.labvault.test_backups import request_for
 

@@ -9,8 +9,8 @@ import pytest
 
 from labvault import audit, backups, catalog, deletion, expiry
 from labvault.backups import start_backup
+from labvault.db.models import Backup, BackupStatus
 from labvault.errors import InvalidInputError, NotFoundError, PermissionDeniedError
-from labvault.models import Backup, BackupStatus
 from tests.factories import make_organization
 from tests.labvault.test_backups import request_for, run_backup
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from labvault.database import session_factory, upgrade_schema
+from labvault.db.engine import session_factory, upgrade_schema
+from labvault.db.models import User
 from labvault.demo import DEMO_ADMIN_EMAIL, DEMO_ORGANIZATION_SID, load_demo
-from labvault.models import User
 from labvault.restore import restore_archive
-from labvault.storage import FsspecStorage
+from labvault.storage.folders import FsspecStorage
 from tests.archive_checks import read_manifest
 from tests.labvault.test_backups import BackupRequest, run_backup
 

@@ -51,14 +51,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
 
-from labvault.archive import ArchiveWriter
-from labvault.database import engine_for, session_factory, upgrade_schema
+from labvault.archive.safe_names import file_entry_name, version_entry_name
+from labvault.archive.verify import verify_archive
+from labvault.archive.writer import ArchiveWriter
+from labvault.db.engine import engine_for, session_factory, upgrade_schema
+from labvault.db.models import Backup, BackupStatus, File, Organization, Record, User, Version
 from labvault.errors import InvalidInputError, LabvaultError
-from labvault.models import Backup, BackupStatus, File, Organization, Record, User, Version
 from labvault.restore import MergePolicy, restore_archive
-from labvault.safe_names import file_entry_name, version_entry_name
-from labvault.storage import FsspecStorage
-from labvault.verify import verify_archive
+from labvault.storage.folders import FsspecStorage
 
 EXAMPLES = int(os.environ.get("LABVAULT_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize="LABVAULT_FUZZ_EXAMPLES" not in os.environ,

@@ -4,17 +4,17 @@ is wrong, never a traceback, and at a bounded cost (issue 13, items 6 to 9)."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import zipfile
-import json
 import zlib
 
 import pytest
 
-from labvault.archive_rules import ArchiveLimits
-from labvault.verify import verify_archive
-from labvault.zip_format import DEFLATED, FLAG_ENCRYPTED, FLAG_UTF8, STORED
+from labvault.archive.rules import ArchiveLimits
+from labvault.archive.verify import verify_archive
+from labvault.zipstream.format import DEFLATED, FLAG_ENCRYPTED, FLAG_UTF8, STORED
 from tests.zip_forge import ORG, ArchivePlan, Forged, described, forge, forge_zip64_end, manifest
 
 MiB = 1024 * 1024

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from labvault.database import upgrade_schema
-from labvault.zip_format import (
+from labvault.db.engine import upgrade_schema
+from labvault.zipstream.format import (
     CENTRAL,
     CENTRAL_SIGNATURE,
     DEFLATED,
@@ -54,11 +54,11 @@ def status(field):
     text = Path("/proc/self/status").read_text()
     return int(re.search(rf"^{field}:\s+(\d+) kB$", text, re.MULTILINE)[1]) * 1024
 
-from labvault.database import session_factory
+from labvault.db.engine import session_factory
 from labvault.errors import InvalidInputError
 from labvault.restore import restore_archive
-from labvault.storage import FsspecStorage
-from labvault.verify import verify_archive
+from labvault.storage.folders import FsspecStorage
+from labvault.archive.verify import verify_archive
 
 path, url, files = sys.argv[1:]
 result = {"imported_rss": status("VmRSS")}

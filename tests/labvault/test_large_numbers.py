@@ -8,7 +8,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from labvault.verify import verify_archive
+from labvault.archive.verify import verify_archive
 from tests.big_archives import HUGE_FILE_BYTES, MANY_FILES
 
 ZIP64_END_OF_CENTRAL_DIRECTORY = b"PK\x06\x06"

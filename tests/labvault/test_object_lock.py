@@ -14,12 +14,15 @@ import pytest
 from botocore.exceptions import ClientError
 
 from labvault import audit, deletion, expiry, legal_hold
+from labvault.archive.safe_names import archive_key
 from labvault.backups import start_backup
+from labvault.db.models import Backup
 from labvault.errors import InvalidInputError
-from labvault.models import Backup, utcnow
-from labvault.safe_names import archive_key
 from labvault.settings import Settings, get_settings
-from labvault.storage import Retention, S3Storage, backups_store
+from labvault.storage.from_url import backups_store
+from labvault.storage.s3 import S3Storage
+from labvault.storage.store import Retention
+from labvault.utc import utcnow
 from tests.conftest import new_bucket, use_s3_endpoint
 from tests.labvault.test_backups import request_for, run_backup
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from labvault.open_ahead import opened_ahead
+from labvault.storage.open_ahead import opened_ahead
 
 SMALL = {"depth": 4, "size": lambda item: 1, "max_bytes_ahead": 100}  # every item may open ahead
 

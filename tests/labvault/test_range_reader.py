@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from labvault import range_reader
 from labvault.errors import InvalidInputError, TransientError
-from labvault.range_openers import HttpRangeOpener
-from labvault.range_reader import MAX_RESUMES, RangeReader
+from labvault.storage import range_reader
+from labvault.storage.range_openers import HttpRangeOpener
+from labvault.storage.range_reader import MAX_RESUMES, RangeReader
 from tests.range_server import RangeServer
 
 DATA = os.urandom(5 * 1024 * 1024 + 17)

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from labvault import backups, deletion, expiry
+from labvault.db.models import Backup, BackupStatus, File, Version
 from labvault.errors import ConflictError, MissingBlobError, PermanentError
 from labvault.liveness import Heartbeat
-from labvault.models import Backup, BackupStatus, File, Version
 from tests.archive_checks import assert_archive_matches
 from tests.factories import make_organization
 from tests.labvault.test_backups import PRICING, request_for, run_backup

@@ -22,13 +22,13 @@ from typing import Any
 import pytest
 from sqlalchemy import MetaData, select
 
+from labvault.db.models import File, RestoreRun
 from labvault.errors import InvalidInputError, TransientError
-from labvault.models import File, RestoreRun
 from labvault.restore import MergePolicy, restore_archive
 from labvault.restore_staging import STAGING_PREFIX, recover_staging
-from labvault.storage import FsspecStorage
+from labvault.storage.folders import FsspecStorage
+from labvault.zipstream.format import DEFLATED
 from tests.labvault.test_backups import request_for, run_backup
-from labvault.zip_format import DEFLATED
 from tests.zip_forge import ORG, ArchivePlan, Forged, forge, manifest, version_document
 
 
@@ -255,9 +255,9 @@ def test_a_restore_dying_after_its_commit_is_finished_by_recovery(sessions, file
 
 KILLED_RESTORE = """
 import sys, io
-from labvault.database import session_factory
+from labvault.db.engine import session_factory
 from labvault.restore import restore_archive
-from labvault.storage import FsspecStorage
+from labvault.storage.folders import FsspecStorage
 url, folder, path = sys.argv[1:]
 with session_factory(url)() as session:
     restore_archive(lambda: open(path, "rb"), label="big", session=session, files_storage=FsspecStorage(folder))
@@ -304,7 +304,7 @@ def test_files_the_target_cannot_hold_are_refused_before_any_write(sessions, fil
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_on_s3_blobs_are_staged_then_moved_and_a_failure_leaves_no_upload(sessions, s3_bucket) -> None:  # type: ignore[no-untyped-def]
-    from labvault.storage import S3Storage
+    from labvault.storage.s3 import S3Storage
 
     store = S3Storage(f"s3://{s3_bucket}/files", setting="test", part_size=5 * 1024 * 1024)
     big = os.urandom(11 * 1024 * 1024)  # three parts: a multipart upload under the staging prefix
@@ -392,7 +392,7 @@ def test_a_version_document_over_the_limit_is_refused_before_anything_is_written
 
 def test_a_live_restore_on_this_host_keeps_its_staging_however_long_it_runs(sessions, files) -> None:  # type: ignore[no-untyped-def]
     from labvault.restore_staging import Staging
-    from labvault.models import utcnow
+    from labvault.utc import utcnow
 
     live = Staging(files)
     live.begin()

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from labvault import reverification
-from labvault.models import Backup, BackupStatus, utcnow
+from labvault.db.models import Backup, BackupStatus
+from labvault.utc import utcnow
 from tests.labvault.test_backups import request_for, run_backup
 
 

@@ -2,7 +2,7 @@ import unicodedata
 
 import pytest
 
-from labvault.safe_names import MAX_NAME_BYTES, file_entry_name, safe_component
+from labvault.archive.safe_names import MAX_NAME_BYTES, file_entry_name, safe_component
 
 HOSTILE_NAMES = [
     "../../etc/passwd",
@@ -59,7 +59,7 @@ def test_file_entry_name_is_prefixed_by_organization_and_uid() -> None:
 
 @pytest.mark.parametrize("name", ["abc.", "a.b.", "-x", "x" * 200, "x" * 201, ".x", "a..b"])
 def test_the_fast_path_agrees_with_the_full_rules(name: str) -> None:
-    import labvault.safe_names as safe_names
+    import labvault.archive.safe_names as safe_names
 
     full = safe_names._PLAIN
     try:

@@ -13,8 +13,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from labvault.database import engine_for, upgrade_schema
-from labvault.models import Base
+from labvault.db.engine import engine_for, upgrade_schema
+from labvault.db.models import Base
 from tests.databases import fresh_postgres_database, postgres_admin_url
 
 CONTRACT = {
@@ -77,7 +77,7 @@ def test_an_unreachable_postgresql_fails_in_ci_and_skips_elsewhere(ci: str, verd
 def test_the_legal_hold_migration_goes_up_and_down_keeping_the_backups(empty_database: str) -> None:
     from alembic import command
 
-    from labvault.database import alembic_config
+    from labvault.db.engine import alembic_config
 
     url = empty_database
     upgrade_schema(url, "0005")

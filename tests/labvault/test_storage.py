@@ -10,15 +10,10 @@ from pathlib import Path
 import pytest
 
 from labvault.errors import InvalidInputError
-from labvault.storage import (
-    MAX_PARTS,
-    PARTIAL_SUFFIX,
-    FsspecStorage,
-    MiB,
-    S3Storage,
-    part_size_for,
-    storage_for,
-)
+from labvault.storage.folders import FsspecStorage
+from labvault.storage.from_url import storage_for
+from labvault.storage.s3 import MAX_PARTS, MiB, S3Storage, part_size_for
+from labvault.storage.store import PARTIAL_SUFFIX
 from tests.conftest import S3_SERVERS, new_bucket, use_s3_endpoint
 
 

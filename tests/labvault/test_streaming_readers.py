@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from labvault.archive import ArchiveWriter
+from labvault.archive.safe_names import file_entry_name
+from labvault.archive.writer import ArchiveWriter
+from labvault.db.models import File
 from labvault.demo import DEMO_ADMIN_EMAIL, DEMO_ORGANIZATION_SID, load_demo
-from labvault.models import File
-from labvault.safe_names import file_entry_name
-from labvault.storage import FsspecStorage
-from labvault.zip_stream import ZipStreamWriter
+from labvault.storage.folders import FsspecStorage
+from labvault.zipstream.writer import ZipStreamWriter
 from tests.labvault.test_backups import BackupRequest, run_backup
 from tests.labvault.test_zip_stream import unzip_test
 

@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import func, select
 
 from labvault import backups
-from labvault.database import session_factory, upgrade_schema
+from labvault.archive.verify import ArchiveLimits, verify_archive
+from labvault.db.engine import session_factory, upgrade_schema
+from labvault.db.models import File, Organization, Record, User, Version
 from labvault.errors import InvalidInputError
-from labvault.models import File, Organization, Record, User, Version
 from labvault.restore import MergePolicy, restore_archive
-from labvault.storage import FsspecStorage
-from labvault.verify import ArchiveLimits, verify_archive
+from labvault.storage.folders import FsspecStorage
 from tests.archive_checks import read_manifest
 from tests.labvault.test_backups import request_for, run_backup
 

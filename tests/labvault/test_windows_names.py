@@ -15,13 +15,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from labvault.archive import ArchiveWriter
-from labvault.database import session_factory, upgrade_schema
-from labvault.models import File, Version
+from labvault.archive.safe_names import (
+    MAX_ENTRY_PATH,
+    case_distinct_name,
+    file_entry_name,
+    version_entry_name,
+)
+from labvault.archive.verify import verify_archive
+from labvault.archive.writer import ArchiveWriter
+from labvault.db.engine import session_factory, upgrade_schema
+from labvault.db.models import File, Version
 from labvault.restore import restore_archive
-from labvault.safe_names import MAX_ENTRY_PATH, case_distinct_name, file_entry_name, version_entry_name
-from labvault.storage import FsspecStorage
-from labvault.verify import verify_archive
+from labvault.storage.folders import FsspecStorage
 from tests.archive_checks import read_manifest
 from tests.factories import make_organization
 from tests.labvault.test_backups import request_for, run_backup

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from labvault.zip_format import DEFLATED
-from labvault.zip_stream import ZipStreamWriter
+from labvault.zipstream.format import DEFLATED
+from labvault.zipstream.writer import ZipStreamWriter
 
 MODIFIED = datetime(2026, 5, 17, 8, 30, 44)
 

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from labvault import sign_in
-from labvault.models import Backup, BackupStatus
+from labvault.db.models import Backup, BackupStatus
 from labvault.settings import get_settings
 from labvault_web.app import create_app
 from labvault_web.runs import FlowRuns

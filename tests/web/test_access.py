@@ -10,7 +10,8 @@ from sqlalchemy import func, select, update
 
 from labvault import sign_in
 from labvault.backups import BackupRequest, start_backup
-from labvault.models import Backup, SignInToken, User, utcnow
+from labvault.db.models import Backup, SignInToken, User
+from labvault.utc import utcnow
 from tests.factories import make_organization
 from tests.web.conftest import csrf_of, sign_in_as
 

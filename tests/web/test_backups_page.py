@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from labvault.backups import BackupRequest, start_backup
-from labvault.models import AuditEvent, Backup, BackupStatus, utcnow
+from labvault.db.models import AuditEvent, Backup, BackupStatus
+from labvault.utc import utcnow
 from tests.web.conftest import csrf_of, sign_in_as, wait_for_status
 
 

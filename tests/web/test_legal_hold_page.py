@@ -7,9 +7,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from labvault import legal_hold
-from labvault.models import Backup
+from labvault.db.models import Backup
 from labvault.settings import get_settings
-from labvault.storage import backups_store
+from labvault.storage.from_url import backups_store
 from tests.web.conftest import csrf_of
 from tests.web.test_backups_page import completed_backup
 

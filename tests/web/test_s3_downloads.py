@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-from labvault.models import BackupStatus
+from labvault.db.models import BackupStatus
 from tests.web.conftest import csrf_of, sign_in_as, wait_for_status
 
 

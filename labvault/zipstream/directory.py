@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from labvault.zip_format import (
+from labvault.zipstream.format import (
     CENTRAL,
     CENTRAL_SIGNATURE,
     END,

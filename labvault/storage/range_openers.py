@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from labvault.errors import InvalidInputError, TransientError
-from labvault.range_reader import Opened, changed
+from labvault.storage.range_reader import Opened, changed
 
 CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 30

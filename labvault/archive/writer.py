@@ -22,13 +22,13 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from labvault import __version__
+from labvault.archive.manifest_schema import MAX_VERSION_DOCUMENT_BYTES
+from labvault.archive.safe_names import case_distinct_name, manifest_entry_name
 from labvault.errors import PermanentError
 from labvault.json_codec import dump_sorted
-from labvault.manifest_schema import MAX_VERSION_DOCUMENT_BYTES
-from labvault.safe_names import case_distinct_name, manifest_entry_name
-from labvault.storage import PendingWrite
-from labvault.zip_format import DEFLATED
-from labvault.zip_stream import CaseClash, EntrySizeError, ZipStreamWriter
+from labvault.storage.store import PendingWrite
+from labvault.zipstream.format import DEFLATED
+from labvault.zipstream.writer import CaseClash, EntrySizeError, ZipStreamWriter
 
 T = TypeVar("T")
 _json_string = encode_basestring  # what json.dumps(str, ensure_ascii=False) gives

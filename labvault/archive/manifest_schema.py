@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from labvault.errors import InvalidInputError
-from labvault.models import as_utc
+from labvault.utc import as_utc
 
 FORMAT_VERSION = 1
 MAX_SIZE = 2**63 - 1

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Protocol
 
-from labvault.zip_format import (
+from labvault.zipstream.format import (
     CENTRAL,
     CENTRAL_SIGNATURE,
     DEFLATED,

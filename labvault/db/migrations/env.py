@@ -1,9 +1,9 @@
-"""Alembic environment: the URL comes from `labvault.database.alembic_config`, not an ini file."""
+"""Alembic environment: the URL comes from `labvault.db.engine.alembic_config`, not an ini file."""
 
 from alembic import context
 
-from labvault.database import engine_for
-from labvault.models import Base
+from labvault.db.engine import engine_for
+from labvault.db.models import Base
 
 config = context.config
 url = config.attributes["database_url"]

@@ -1,7 +1,7 @@
 """What a trustworthy archive is: the limits, the name rules and the report both verifiers share.
 
 Two verifiers apply these rules: a one-pass scan with flat memory for archives laid out as
-labvault writes them (`archive_scan`), and the full check that names every problem of any zip
+labvault writes them (`scan`), and the full check that names every problem of any zip
 (`verify.ArchiveReader`).
 """
 
@@ -12,11 +12,12 @@ import re
 import stat
 from dataclasses import dataclass, field
 
-from labvault.safe_names import organization_folder
+from labvault.archive.safe_names import organization_folder
+from labvault.storage.range_reader import MAX_OBJECT_BYTES
 
 MANIFEST_NAME = "manifest.json"
 MAX_MANIFEST_BYTES = 2 * 1024**3
-DEFAULT_MAX_TOTAL_BYTES = 10 * 1024**4
+DEFAULT_MAX_TOTAL_BYTES = MAX_OBJECT_BYTES  # an archive is read as one object's stream
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ from array import array
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from labvault.archive_rules import (
+from labvault.archive.manifest_reader import Manifest, read_manifest
+from labvault.archive.manifest_schema import FileEntry, ManifestHeader, VersionEntry
+from labvault.archive.rules import (
     MAX_MANIFEST_BYTES,
     ArchiveLimits,
     VerifyReport,
@@ -28,18 +30,15 @@ from labvault.archive_rules import (
     unsafe_name_reason,
 )
 from labvault.errors import InvalidInputError
-from labvault.manifest_reader import Manifest, read_manifest
-from labvault.manifest_schema import FileEntry, ManifestHeader, VersionEntry
-from labvault.zip_directory import (
-    DirectoryLocation,
+from labvault.zipstream.directory import (
     DirectoryRecord,
     ZipStructureError,
     directory_location,
     directory_records,
 )
-from labvault.zip_entries import EntryReader
-from labvault.zip_format import DEFLATED, FLAG_ENCRYPTED, STORED
-from labvault.zip_stream import NameHashes
+from labvault.zipstream.entries import EntryReader
+from labvault.zipstream.format import DEFLATED, FLAG_ENCRYPTED, STORED
+from labvault.zipstream.writer import NameHashes
 
 
 class NotLaidOut(Exception):

@@ -16,7 +16,9 @@ import hashlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from labvault.archive_rules import (
+from labvault.archive.manifest_reader import Manifest, read_manifest
+from labvault.archive.manifest_schema import FileEntry, ManifestHeader, VersionEntry
+from labvault.archive.rules import (
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
     ArchiveLimits,
@@ -25,13 +27,16 @@ from labvault.archive_rules import (
     organization_folder_of,
     unsafe_name_reason,
 )
-from labvault.archive_scan import scan_archive
+from labvault.archive.scan import scan_archive
 from labvault.errors import InvalidInputError
-from labvault.manifest_reader import Manifest, read_manifest
-from labvault.manifest_schema import FileEntry, ManifestHeader, VersionEntry
-from labvault.zip_directory import DirectoryRecord, ZipStructureError, directory_location, directory_records
-from labvault.zip_entries import EntryReader
-from labvault.zip_format import DEFLATED, FLAG_ENCRYPTED, STORED
+from labvault.zipstream.directory import (
+    DirectoryRecord,
+    ZipStructureError,
+    directory_location,
+    directory_records,
+)
+from labvault.zipstream.entries import EntryReader
+from labvault.zipstream.format import DEFLATED, FLAG_ENCRYPTED, STORED
 
 Entry = VersionEntry | FileEntry
 MAX_PROBLEMS = 100

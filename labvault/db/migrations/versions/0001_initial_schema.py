@@ -8,7 +8,7 @@ Create Date: 2026-11-25 19:19:12.549960
 import sqlalchemy as sa
 from alembic import op
 
-import labvault.models
+import labvault.db.models
 
 revision = '0001'
 down_revision = None
@@ -35,14 +35,14 @@ def upgrade() -> None:
     sa.Column('cost', sa.Numeric(precision=12, scale=2), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('created_by', sa.String(length=320), nullable=True),
-    sa.Column('date_created', labvault.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('date_completed', labvault.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('date_expired', labvault.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('date_deleted', labvault.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('date_created', labvault.db.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('date_completed', labvault.db.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('date_expired', labvault.db.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('date_deleted', labvault.db.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('flow_run_id', sa.String(length=64), nullable=True),
     sa.Column('progress_done', sa.BigInteger(), nullable=True),
     sa.Column('progress_total', sa.BigInteger(), nullable=True),
-    sa.Column('heartbeat_at', labvault.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('heartbeat_at', labvault.db.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['organization_sid'], ['organizations.sid'], name=op.f('fk_backups_organization_sid_organizations')),
     sa.PrimaryKeyConstraint('sid', name=op.f('pk_backups'))
     )
@@ -80,7 +80,7 @@ def upgrade() -> None:
     sa.Column('size', sa.BigInteger(), nullable=True),
     sa.Column('content_type', sa.String(length=255), nullable=True),
     sa.Column('storage_key', sa.Text(), nullable=False),
-    sa.Column('created_at', labvault.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', labvault.db.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['organization_sid'], ['organizations.sid'], name=op.f('fk_files_organization_sid_organizations')),
     sa.ForeignKeyConstraint(['record_sid'], ['records.sid'], name=op.f('fk_files_record_sid_records')),
     sa.PrimaryKeyConstraint('uid', name=op.f('pk_files'))
@@ -94,7 +94,7 @@ def upgrade() -> None:
     sa.Column('organization_sid', sa.String(length=64), nullable=False),
     sa.Column('number', sa.Integer(), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
-    sa.Column('created_at', labvault.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', labvault.db.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('created_by', sa.String(length=320), nullable=True),
     sa.ForeignKeyConstraint(['organization_sid'], ['organizations.sid'], name=op.f('fk_versions_organization_sid_organizations')),
     sa.ForeignKeyConstraint(['record_sid'], ['records.sid'], name=op.f('fk_versions_record_sid_records')),

@@ -16,8 +16,14 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import IO
 
+from labvault.archive.manifest_schema import (
+    FileEntry,
+    ManifestHeader,
+    VersionEntry,
+    parse_entry,
+    parse_header,
+)
 from labvault.errors import InvalidInputError
-from labvault.manifest_schema import FileEntry, ManifestHeader, VersionEntry, parse_entry, parse_header
 
 MAX_LINE_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 1024 * 1024

@@ -1,275 +1,28 @@
-"""Storage: the narrow protocol the backup pipeline talks to, and its fsspec implementations.
-
-The pipeline never calls fsspec or a cloud SDK itself. Keys are '/'-separated paths relative to
-the store's root URL; a key that would escape the root is refused. A local folder (or any fsspec
-filesystem with rename) writes to `<key>.partial` and renames; S3 writes a multipart upload that
-becomes visible only when completed.
+"""A store on an S3 bucket (any S3-compatible endpoint): multipart uploads that become visible
+only when completed, reads as one resumable GET, Object Lock retention and legal holds.
 """
 
 from __future__ import annotations
 
-import os
-import posixpath
 import queue
-import re
-import shutil
 import threading
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
-import fsspec
-from fsspec.core import url_to_fs
-
-from labvault.archive_rules import DEFAULT_MAX_TOTAL_BYTES
 from labvault.errors import InvalidInputError, TransientError
-from labvault.models import as_utc
-from labvault.settings import Settings
+from labvault.storage.folders import FsspecStorage
+from labvault.storage.store import MAX_LINK_LIFETIME, PROBE_KEY, PartialWrite, PendingWrite, Retention
+from labvault.utc import as_utc
 
-PARTIAL_SUFFIX = ".partial"
-# SigV4 presigned URLs live at most 7 days.
-MAX_LINK_LIFETIME = timedelta(days=7)
 MiB = 1024 * 1024
 # 8 MiB parts, four in flight: 1 GB reached moto in 5.6–5.9 s where 16 MiB parts took 5.9–7.7 s
 # (the last parts wait less) and 5 MiB parts 6.4–7.8 s, with 60 MB less memory than 16 MiB.
 DEFAULT_PART_SIZE = 8 * MiB
 PARALLEL_PARTS = 4
 MAX_PARTS = 10_000  # S3's limit per multipart upload
-PROBE_KEY = ".labvault-write-probe"
 PROBE_TIMEOUT_SECONDS = 3
-
-
-class PendingWrite(Protocol):
-    """A write that readers cannot see until `commit()`; `abort()` removes every trace of it."""
-
-    def write(self, data: bytes | memoryview) -> int: ...
-    def commit(self) -> None: ...
-    def abort(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class PartialWrite:
-    """A write left unfinished (a partial file, a pending multipart upload) by a dead run."""
-
-    key: str
-    started: datetime
-    handle: str
-
-
-@dataclass(frozen=True)
-class Retention:
-    """An object's S3 Object Lock retention: no one deletes that version before `until`."""
-
-    mode: str  # "governance" or "compliance"
-    until: datetime
-
-
-class Storage(Protocol):
-    """What labvault needs of a place that holds bytes."""
-
-    def open_read(self, key: str) -> BinaryIO: ...
-    def open_stream(self, key: str) -> BinaryIO: ...
-    def open_write(self, key: str, expected_size: int | None = None) -> PendingWrite: ...
-    def exists(self, key: str) -> bool: ...
-    def is_file(self, key: str) -> bool: ...
-    def modified(self, key: str) -> datetime: ...
-    def delete(self, key: str) -> None: ...
-    def move(self, source: str, target: str) -> None: ...
-    def free_bytes(self) -> int | None: ...
-    def list(self, prefix: str = "") -> list[str]: ...
-    def list_partials(self) -> list[PartialWrite]: ...
-    def check_writable(self) -> None: ...
-    def discard_partial(self, partial: PartialWrite) -> None: ...
-    def url(self, key: str) -> str: ...
-    def download_link(self, key: str, lifetime: timedelta) -> str: ...
-    def local_path(self, key: str) -> str | None: ...
-    @property
-    def remote(self) -> bool: ...
-
-
-_FORBIDDEN_PARTS = frozenset(("", ".", ".."))  # what no part of a key may be
-_CONTROL_CHARACTER = re.compile("[\x00-\x1f]")
-
-
-def check_key(key: str) -> str:
-    """Refuse keys that are empty, absolute, climb out of the store's root or hold control
-    characters (a NUL cuts a local path short)."""
-    if (not key or key.startswith("/") or "\\" in key or not _FORBIDDEN_PARTS.isdisjoint(key.split("/"))
-            or _CONTROL_CHARACTER.search(key)):
-        raise InvalidInputError(f"storage key {key!r} is not a plain relative path")
-    return key
-
-
-class _RenamingPendingWrite:
-    """Bytes go to `<key>.partial`, renamed onto the key by `commit()`.
-
-    The partial name is fixed per key, so a re-run of the same backup overwrites its own leftover
-    and a cleaner can find orphans by suffix.
-    """
-
-    def __init__(self, fs: fsspec.AbstractFileSystem, path: str) -> None:
-        self._fs = fs
-        self._path = path
-        self._partial = path + PARTIAL_SUFFIX
-        fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        self._file = fs.open(self._partial, "wb")
-
-    def write(self, data: bytes | memoryview) -> int:
-        return self._file.write(data)
-
-    def commit(self) -> None:
-        self._file.close()
-        self._fs.mv(self._partial, self._path)
-
-    def abort(self) -> None:
-        self._file.close()
-        if self._fs.exists(self._partial):
-            self._fs.rm(self._partial)
-
-
-class FsspecStorage:
-    """A `Storage` over any fsspec URL with rename: a local folder (the default), `memory://`."""
-
-    def __init__(self, url: str, *, setting: str = "storage URL", **options: Any) -> None:
-        try:
-            self.fs, root = url_to_fs(url, **options)
-        except (ValueError, ImportError) as exc:
-            raise InvalidInputError(
-                f"{setting} {url!r}: {exc}; use a folder path or a URL such as s3://bucket/prefix"
-            ) from exc
-        self.url_root = url
-        self.setting = setting
-        self.root = root.rstrip("/")
-        self._is_local = "file" in _protocols(self.fs)
-        if self._is_local:
-            self.root = os.path.abspath(self.root)
-
-    def _path(self, key: str) -> str:
-        return f"{self.root}/{check_key(key)}"
-
-    def _key(self, path: str) -> str:
-        return posixpath.relpath(self.fs._strip_protocol(path), self.root)
-
-    @property
-    def remote(self) -> bool:
-        """Whether opening an object costs a round trip over the network (worth opening ahead)."""
-        return not self._is_local
-
-    def open_read(self, key: str) -> BinaryIO:
-        return self._opened(key, lambda path: self.fs.open(path, "rb"))
-
-    def _opened(self, key: str, open_path: Callable[[str], BinaryIO]) -> BinaryIO:
-        try:
-            return open_path(self._path(key))
-        except FileNotFoundError:
-            raise
-        except PermissionError as exc:
-            raise InvalidInputError(f"cannot read {key!r} from {self.url_root}: permission denied") from exc
-        except OSError as exc:
-            raise TransientError(f"cannot read {key!r} from {self.url_root}: {exc}") from exc
-
-    def open_stream(self, key: str) -> BinaryIO:
-        """The object read once from start to end (no seeking): what a copy needs. A local
-        folder's file is opened as a plain file: fsspec's wrapper adds a Python call to every
-        read, which a backup of 100,000 small files pays twice per file. A store with a cheaper
-        sequential path (S3: one GET) overrides it."""
-        if self._is_local:
-            return self._opened(key, lambda path: open(path, "rb"))  # noqa: SIM115 (the caller closes it)
-        return self.open_read(key)
-
-    def open_write(self, key: str, expected_size: int | None = None) -> PendingWrite:
-        """A pending write at `key`; `expected_size` (bytes, an estimate) lets a store size its
-        parts, a folder has no use for it."""
-        try:
-            return _RenamingPendingWrite(self.fs, self._path(key))
-        except (OSError, NotImplementedError) as exc:
-            reason = (getattr(exc, "strerror", None) or str(exc)
-                      or f"{_protocols(self.fs)[0]}:// stores cannot be written")
-            raise InvalidInputError(
-                f"{self.setting} {self.url_root!r}: cannot write there ({reason}); "
-                "point it at a writable folder or bucket"
-            ) from exc
-
-    def check_writable(self) -> None:
-        """Write and remove a probe, so a bad destination is refused before any work; folders
-        made for it are removed again, so a command refused later leaves no trace."""
-        made = []
-        if self._is_local:
-            folder = self.root
-            while not os.path.exists(folder):
-                made.append(folder)
-                folder = os.path.dirname(folder)
-        pending = self.open_write(PROBE_KEY)
-        pending.abort()
-        for folder in made:  # deepest first
-            os.rmdir(folder)
-
-    def exists(self, key: str) -> bool:
-        return bool(self.fs.exists(self._path(key)))
-
-    def is_file(self, key: str) -> bool:
-        """An object at `key` itself, not a folder (or prefix) of others."""
-        return bool(self.fs.isfile(self._path(key)))
-
-    def modified(self, key: str) -> datetime:
-        """When the object was last written, timezone-aware UTC."""
-        return as_utc(self.fs.modified(self._path(key)))
-
-    def delete(self, key: str) -> None:
-        """Remove the object; idempotent, also when another process removes it at the same time."""
-        try:
-            self.fs.rm(self._path(key))
-        except FileNotFoundError:
-            pass
-        except NotImplementedError as exc:
-            raise InvalidInputError(f"{self.setting} {self.url_root!r}: cannot delete there "
-                                    f"({_protocols(self.fs)[0]}:// stores are read-only)") from exc
-
-    def move(self, source: str, target: str) -> None:
-        """Put the object at `source` in place of `target` (a rename in a folder, a server-side
-        copy then delete on S3); raises FileNotFoundError when `source` is gone."""
-        target_path = self._path(target)
-        self.fs.makedirs(posixpath.dirname(target_path), exist_ok=True)
-        self.fs.mv(self._path(source), target_path)
-
-    def free_bytes(self) -> int | None:
-        """Bytes the store can still take, where that is known (a local folder's disk)."""
-        if not self._is_local:
-            return None
-        folder = self.root
-        while not os.path.exists(folder):
-            folder = os.path.dirname(folder)
-        return shutil.disk_usage(folder).free
-
-    def list(self, prefix: str = "") -> list[str]:
-        base = self._path(prefix) if prefix else self.root
-        if not self.fs.exists(base):
-            return []
-        # The root is no key, yet s3fs's find returns it when it takes the root for an object: it
-        # did on SeaweedFS once a failed restore's staged uploads beneath it were aborted.
-        return sorted(self._key(path) for path in self.fs.find(base) if path != self.root)
-
-    def list_partials(self) -> list[PartialWrite]:
-        return [PartialWrite(key.removesuffix(PARTIAL_SUFFIX), self.modified(key), key)
-                for key in self.list() if key.endswith(PARTIAL_SUFFIX)]
-
-    def discard_partial(self, partial: PartialWrite) -> None:
-        self.delete(partial.handle)
-
-    def url(self, key: str) -> str:
-        """Where the object lives: an absolute path locally, else a full URL."""
-        path = self._path(key)
-        return path if self._is_local else self.fs.unstrip_protocol(path)
-
-    def download_link(self, key: str, lifetime: timedelta) -> str:
-        """What a person opens to download: the path itself for a local folder."""
-        return self.url(key)
-
-    def local_path(self, key: str) -> str | None:
-        """The object's file when the store is a local folder (served as a file), else None."""
-        return self._path(key) if self._is_local else None
 
 
 def _error_code(exc: BaseException) -> str:
@@ -456,15 +209,15 @@ class S3Storage(FsspecStorage):
         """The object as a seekable file whose reads from one position on are one GET, read
         ahead and resumed where a connection breaks (`range_reader`): verifying 1 GB on SeaweedFS
         took 2.52 × one get_object through s3fs's 50 MiB range requests, 1.51 × this way (bench V)."""
-        from labvault.range_openers import S3RangeOpener, s3_read_client
-        from labvault.range_reader import RangeReader
+        from labvault.storage.range_openers import S3RangeOpener, s3_read_client
+        from labvault.storage.range_reader import MAX_OBJECT_BYTES, RangeReader
 
         with self._client_lock:
             if self._read_client is None:
                 self._read_client = s3_read_client(**self._boto3_options)
         bucket, _, object_key = self._path(key).partition("/")
         opener = S3RangeOpener(self._read_client, bucket, object_key, f"s3://{bucket}/{object_key}")
-        return RangeReader(opener, max_bytes=DEFAULT_MAX_TOTAL_BYTES)
+        return RangeReader(opener, max_bytes=MAX_OBJECT_BYTES)
 
     def open_stream(self, key: str) -> BinaryIO:
         """One GET whose body is read as it arrives. s3fs's file needs a HEAD first and passes
@@ -640,31 +393,3 @@ class S3Storage(FsspecStorage):
         """A presigned GET URL, living at most `lifetime` and S3's 7-day limit."""
         seconds = int(max(min(lifetime, MAX_LINK_LIFETIME), timedelta(seconds=1)).total_seconds())
         return str(self.fs.url(self._path(key), expires=seconds))
-
-
-def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
-    protocol = fs.protocol
-    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
-
-
-def storage_for(url: str, *, setting: str, part_size: int = DEFAULT_PART_SIZE,
-                s3_credentials: S3Credentials | None = None, object_lock: str = "") -> Storage:
-    """The storage behind a URL: S3 for `s3://` (with `s3_credentials` when given, locking what
-    it is told to in `object_lock` mode), the renaming fsspec storage otherwise."""
-    if url.startswith(("s3://", "s3a://")):
-        return S3Storage(url, setting=setting, part_size=part_size, credentials=s3_credentials,
-                         object_lock=object_lock)
-    return FsspecStorage(url, setting=setting)
-
-
-def files_store(settings: Settings, s3_credentials: S3Credentials | None = None) -> Storage:
-    """The uploaded-files store named by `LABVAULT_FILES_URL`."""
-    return storage_for(settings.files_url, setting="LABVAULT_FILES_URL",
-                       part_size=settings.s3_part_size_mb * 1024 * 1024, s3_credentials=s3_credentials)
-
-
-def backups_store(settings: Settings, s3_credentials: S3Credentials | None = None) -> Storage:
-    """The archive store named by `LABVAULT_BACKUPS_URL`."""
-    return storage_for(settings.backups_url, setting="LABVAULT_BACKUPS_URL",
-                       part_size=settings.s3_part_size_mb * 1024 * 1024, s3_credentials=s3_credentials,
-                       object_lock=settings.s3_object_lock)

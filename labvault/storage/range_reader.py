@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from labvault.errors import InvalidInputError, TransientError
 
 BLOCK_BYTES = 1024 * 1024
+MAX_OBJECT_BYTES = 10 * 1024**4  # the most a stream of one object reads: an archive's bound
 AHEAD_BLOCKS = 8
 # A forward seek this short reads on through the open body rather than opening a new GET.
 SKIP_BYTES = 4 * BLOCK_BYTES

@@ -17,8 +17,8 @@ import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from labvault.zip_directory import DirectoryRecord, ZipStructureError
-from labvault.zip_format import (
+from labvault.zipstream.directory import DirectoryRecord, ZipStructureError
+from labvault.zipstream.format import (
     DEFLATED,
     DESCRIPTOR32,
     DESCRIPTOR64,

@@ -8,7 +8,7 @@ Create Date: 2026-12-04 07:00:00
 import sqlalchemy as sa
 from alembic import op
 
-import labvault.models
+import labvault.db.models
 
 revision = '0005'
 down_revision = '0004'
@@ -18,7 +18,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('backups') as batch:
-        batch.add_column(sa.Column('verified_at', labvault.models.UTCDateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column('verified_at', labvault.db.models.UTCDateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column('verified_ok', sa.Boolean(), nullable=True))
         batch.add_column(sa.Column('verification_problem', sa.Text(), nullable=True))
 

@@ -8,7 +8,7 @@ Create Date: 2026-12-04 07:00:00
 import sqlalchemy as sa
 from alembic import op
 
-import labvault.models
+import labvault.db.models
 
 revision = '0004'
 down_revision = '0003'
@@ -21,9 +21,9 @@ def upgrade() -> None:
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('email', sa.String(length=320), nullable=False),
-    sa.Column('created_at', labvault.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', labvault.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('used_at', labvault.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', labvault.db.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', labvault.db.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', labvault.db.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_sign_in_tokens_user_id_users')),
     sa.PrimaryKeyConstraint('token_hash', name=op.f('pk_sign_in_tokens'))
     )
@@ -31,7 +31,7 @@ def upgrade() -> None:
     op.create_index(op.f('ix_sign_in_tokens_email'), 'sign_in_tokens', ['email'], unique=False)
     op.create_table('audit_events',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('at', labvault.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', labvault.db.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('organization_sid', sa.String(length=64), nullable=False),
     sa.Column('backup_sid', sa.String(length=64), nullable=False),
     sa.Column('action', sa.String(length=32), nullable=False),
