@@ -26,9 +26,9 @@ from labvault.demo import DEMO_ADMIN_EMAIL, DEMO_ORGANIZATION_SID, load_demo
 from labvault.storage.folders import FsspecStorage
 from labvault.zipstream.writer import ZipStreamWriter
 from tests.labvault.test_backups import BackupRequest, run_backup
-from tests.labvault.test_zip_stream import unzip_test
+from tests.labvault.zipstream.test_writer import unzip_test
 
-READER = Path(__file__).resolve().parents[1] / "java" / "ZipInputStreamCheck.java"
+READER = Path(__file__).resolve().parents[2] / "java" / "ZipInputStreamCheck.java"
 MiB = 1024 * 1024
 
 

@@ -22,7 +22,7 @@ Whatever the mutation:
 CI runs `LABVAULT_FUZZ_EXAMPLES` examples per test (60 by default, derandomized: the same ones
 every run). A longer run, with fresh random examples each time:
 
-    LABVAULT_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/labvault/test_fuzz_archives.py
+    LABVAULT_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/labvault/archive/test_fuzz_archives.py
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ import pytest
 
 from labvault.archive.safe_names import MAX_ENTRY_PATH
 from tests.big_archives import MAKERS
-from tests.labvault.test_streaming_readers import java_reader  # noqa: F401 (a fixture)
-from tests.labvault.test_windows_names import assert_windows_safe
+from tests.labvault.archive.test_streaming_readers import java_reader  # noqa: F401 (a fixture)
+from tests.labvault.archive.test_windows_names import assert_windows_safe
 
 HASH_BYTES = 1024 * 1024
 ARCHIVES = list(MAKERS)

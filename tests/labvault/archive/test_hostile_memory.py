@@ -40,7 +40,7 @@ from tests.zip_forge import ORG, Forged, described, forge, manifest
 MiB = 1024 * 1024
 PEAK_LIMIT = 300 * 1000 * 1000
 TIMEOUT = 120
-REPOSITORY = Path(__file__).parents[2]
+REPOSITORY = Path(__file__).parents[3]
 MANIFEST = f"{ORG}/manifest.json"
 # Under the per-entry ratio (200) for the 1.6 MB manifests below, and under the 256 MiB past
 # which the whole archive's ratio counts: a size every directory rule lets through.
