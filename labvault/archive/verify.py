@@ -5,7 +5,7 @@ first. It never trusts the archive: names, sizes, compression ratios and where e
 are checked before bytes are read, and reads stop at the size the manifest declares.
 
 An archive laid out as labvault writes it is read in one pass with flat memory
-(`archive_scan`). Any other zip (re-zipped by another tool, entries reordered) gets the full
+(`scan`). Any other zip (re-zipped by another tool, entries reordered) gets the full
 check here, which holds its directory and the manifest's paths (about 500 bytes per entry, so
 at most `ArchiveLimits.max_unordered_entries` entries) and names every problem it finds.
 """

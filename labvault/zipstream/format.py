@@ -1,7 +1,7 @@
-"""The zip records labvault reads and writes (PKWARE APPNOTE 6.3), in one place.
+"""The zip records this library reads and writes (PKWARE APPNOTE 6.3), in one place.
 
-Shared by the writer (`zip_stream`), the directory reader (`zip_directory`) and the one-pass
-check (`archive_scan`), so the three agree on every field by construction.
+Shared by the writer (`writer`), the directory reader (`directory`) and labvault's one-pass
+check (`labvault.archive.scan`), so the three agree on every field by construction.
 """
 
 from __future__ import annotations
