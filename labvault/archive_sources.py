@@ -1,8 +1,8 @@
 """Where an archive to verify or restore comes from: a backup sid, a path, or a URL.
 
 An `s3://` URL or an http(s) link (a presigned S3 GET, a download link) is read as one
-sequential stream that resumes (`labvault.storage.range_reader`). A link's signature must not reach Prefect's
-stored run parameters: `labvault restore` hands the restore flow the link masked
+sequential stream that resumes (`labvault.storage.range_reader`). A link's signature must not
+reach Prefect's stored run parameters: `labvault restore` hands the restore flow the link masked
 (`hold_link`) and keeps the whole link in this process's memory, where `archive_opener` finds
 it again; a flow run given a signed link as its parameter (from the UI) is refused.
 """

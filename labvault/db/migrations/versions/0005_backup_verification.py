@@ -18,7 +18,8 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('backups') as batch:
-        batch.add_column(sa.Column('verified_at', labvault.db.models.UTCDateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column('verified_at', labvault.db.models.UTCDateTime(timezone=True),
+                                   nullable=True))
         batch.add_column(sa.Column('verified_ok', sa.Boolean(), nullable=True))
         batch.add_column(sa.Column('verification_problem', sa.Text(), nullable=True))
 
