@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import SQLAlchemyError
 
-from labvault import audit, backups, catalog, deletion, sign_in
+from labvault import audit, backup_text, backups, catalog, deletion, sign_in
 from labvault.backups import BackupRequest
 from labvault.catalog import BackupDetails
 from labvault.db.engine import session_factory
@@ -34,7 +34,6 @@ from labvault.errors import (
 from labvault.notification import notifier_for, sign_in_notice
 from labvault.pricing import Pricing, estimate_backup
 from labvault.settings import Settings
-from labvault.sizes import human_size
 from labvault.utc import utcnow
 from labvault_web.downloads import archive_response
 from labvault_web.runs import FlowRuns
@@ -63,7 +62,8 @@ def create_app(settings: Settings, *, flow_runs: FlowRuns | None = None) -> Fast
     limiter = SignInLimiter()
     runs = flow_runs or FlowRuns(sessions)
     templates = Jinja2Templates(directory=HERE / "templates")
-    templates.env.filters["size"] = lambda value: "—" if value is None else human_size(value)
+    templates.env.filters["size"] = backup_text.size_text
+    templates.env.globals["text"] = backup_text  # the words the CLI uses too
     templates.env.filters["when"] = lambda value: (value or "—")[:19].replace("T", " ")
 
     @asynccontextmanager
