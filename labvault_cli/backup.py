@@ -25,7 +25,7 @@ from labvault_cli.context import (
     sessions,
 )
 from labvault_cli.errors import fail, user_errors
-from labvault_cli.options import BackupAdminOption, JsonOption, SidArgument, YesOption
+from labvault_cli.options import ArchiveSourceArgument, BackupAdminOption, JsonOption, SidArgument, YesOption
 from labvault_cli.progress import backup_progress_bar
 from labvault_cli.terminal import confirm, print_details, print_estimate, print_json, stdout, table_of
 
@@ -227,7 +227,7 @@ def backup_retry(
 
 @app.command("verify")
 def backup_verify(
-    source: Annotated[str, typer.Argument(help="Backup sid, path of a zip, or URL (s3://…, https://…).")],
+    source: ArchiveSourceArgument,
     as_json: JsonOption = False,
 ) -> None:
     """Read an archive once and check every entry against its manifest."""

@@ -16,12 +16,12 @@ from labvault_cli.context import (
     sessions,
 )
 from labvault_cli.errors import fail, user_errors
-from labvault_cli.options import JsonOption
+from labvault_cli.options import ArchiveSourceArgument, JsonOption
 from labvault_cli.terminal import print_json, stdout, table_of
 
 
 def restore(
-    source: Annotated[str, typer.Argument(help="Backup sid, path of a zip, or URL (s3://…, https://…).")],
+    source: ArchiveSourceArgument,
     to_database: Annotated[str, typer.Option(
         "--to-database", help="SQLAlchemy URL to restore into, without a password (see "
                               "--to-database-password-secret, PGPASSWORD, ~/.pgpass).")],
