@@ -105,7 +105,7 @@ def test_a_worker_killed_while_verifying_leaves_no_archive_once_reaped(sessions,
 
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     code = ("import pathlib, time\n"
-            "from labvault.storage import FsspecStorage\n"
+            "from labvault.storage.folders import FsspecStorage\n"
             "read = FsspecStorage.open_read\n"
             "def stalled(self, key):\n"
             "    if key.endswith('.zip'):\n"
