@@ -8,6 +8,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
+from labvault.backup_text import estimate_cost_text
 from labvault.pricing import Estimate
 from labvault.sizes import human_size
 
@@ -33,7 +34,7 @@ def estimate_markdown(estimate: Estimate) -> str:
         f"| Item | Estimate |\n|---|---|\n"
         f"| versions | {estimate.versions} |\n| files | {estimate.files} |\n"
         f"| estimated size | {human_size(estimate.estimated_bytes)} ({estimate.estimated_bytes} bytes) |\n"
-        f"| cost | {estimate.cost} {estimate.currency} |\n"
+        f"| cost | {estimate_cost_text(estimate)} |\n"
         f"| storage | {estimate.storage_cost_per_month} {estimate.currency} per month, "
         f"{estimate.storage_cost_for_retention} {estimate.currency} for {estimate.retention_days} days |\n"
     )

@@ -1,7 +1,9 @@
 """A backup's fields and a cost estimate as people read them, worded once for every door.
 
 The CLI lays them out as a terminal table and the Backups page as HTML, but both take the words
-from here, so a cost, a size, a run's progress or a legal hold reads the same in both.
+for a cost, a size, a run's progress, a legal hold and an estimate's costs from here. Where a
+door words a field its own way on purpose (the CLI's list says "(legal hold)" in a narrow
+column; the page shows "?" for a progress total of 0, the CLI "0"), the door says so.
 """
 
 from __future__ import annotations

@@ -10,15 +10,15 @@ import typer
 from rich.table import Table
 
 from labvault import backups, catalog, deletion
-from labvault.backup_text import size_text
+from labvault.backup_text import estimate_cost_text, size_text
 from labvault.backups import BackupRequest
 from labvault.catalog import BackupDetails
 from labvault.errors import LabvaultError
 from labvault.pricing import Pricing, estimate_backup
 from labvault.settings import Settings
 from labvault_cli.context import (
-    backups_store_for,
-    files_store_for,
+    backups_store_with_credentials,
+    files_store_with_credentials,
     labvault_database_url,
     load_settings,
     run_flow,
@@ -39,7 +39,7 @@ def backup_of_run(settings: Settings, state: Any) -> BackupDetails:
         if backup is None:
             state.result()  # raises the refusal
             raise LabvaultError("the flow run ended without a backup")
-        return BackupDetails.of(backup, backups_store_for(settings))
+        return BackupDetails.of(backup, backups_store_with_credentials(settings))
 
 
 def report_backup(details: BackupDetails, settings: Settings, as_json: bool) -> None:
@@ -93,11 +93,11 @@ def backup_create(
         with sessions(settings)() as session:
             request = backups.check_request(session, BackupRequest(org, name, description, requested_by))
             estimate = estimate_backup(session, org, Pricing.of(settings))
-        files_store_for(settings)  # a bad store is refused here, before the backup row exists
-        backups_store_for(settings).check_writable()
+        files_store_with_credentials(settings)  # a bad store is refused here, before the backup row exists
+        backups_store_with_credentials(settings).check_writable()
         if not as_json:
             print_estimate(estimate)
-        confirm(f"Create this backup for {estimate.cost} {estimate.currency}?", yes)
+        confirm(f"Create this backup for {estimate_cost_text(estimate)}?", yes)
         details = create_backup_now(settings, request, progress=not as_json)
     report_backup(details, settings, as_json)
 
@@ -137,7 +137,7 @@ def backup_show(sid: SidArgument, as_json: JsonOption = False) -> None:
     """Show every field of one backup, with its progress while it runs."""
     settings = load_settings()
     with user_errors(), sessions(settings)() as session:
-        details = BackupDetails.of(catalog.get_backup(session, sid), backups_store_for(settings))
+        details = BackupDetails.of(catalog.get_backup(session, sid), backups_store_with_credentials(settings))
     if as_json:
         print_json(asdict(details))
     else:
@@ -157,7 +157,7 @@ def backup_delete(
     settings = load_settings()
     with user_errors():
         with sessions(settings)() as session:
-            store = backups_store_for(settings)
+            store = backups_store_with_credentials(settings)
             backup = deletion.check_delete(session, sid, requested_by, store)
             name = backup.name
         store.check_writable()  # the archive can be removed there
@@ -174,7 +174,7 @@ def _legal_hold(sid: str, requested_by: str, *, on: bool, as_json: bool) -> None
 
     settings = load_settings()
     with user_errors(), sessions(settings)() as session:
-        backup = set_legal_hold(session, backups_store_for(settings), sid, requested_by, on=on, door="cli")
+        backup = set_legal_hold(session, backups_store_with_credentials(settings), sid, requested_by, on=on, door="cli")
         name = backup.name
     if as_json:
         print_json({"sid": sid, "legal_hold": on})
@@ -217,7 +217,7 @@ def backup_retry(
     with user_errors():
         with sessions(settings)() as session:
             organization = backups.check_retry(session, sid, requested_by).organization_sid
-        backups_store_for(settings).check_writable()  # refused here, before the backup runs again
+        backups_store_with_credentials(settings).check_writable()  # refused here, before the backup runs again
         with backup_progress_bar(labvault_database_url(settings), organization, requested_by.strip(),
                                  enabled=not as_json and sys.stderr.isatty()):
             state = run_flow(retry_backup, backup_sid=sid, requested_by=requested_by)
@@ -238,7 +238,7 @@ def backup_verify(
     settings = load_settings()
     with user_errors():
         with sessions(settings)() as session:
-            open_source, label = archive_opener(source, session, backups_store_for(settings),
+            open_source, label = archive_opener(source, session, backups_store_with_credentials(settings),
                                                 max_bytes=settings.archive_max_bytes)
         with open_source() as stream:
             report = verify_archive(stream, label=label,

@@ -17,11 +17,12 @@ from labvault_cli.errors import user_errors
 
 
 def load_settings() -> Settings:
+    """The settings; a bad one ends as the one `error:` line."""
     with user_errors():
         return get_settings()
 
 
-def blocks() -> ModuleType:
+def prefect_blocks() -> ModuleType:
     """`tasks.context`, which loads the credential blocks the settings name; imported only then,
     since it starts Prefect."""
     from labvault_cli.prefect_console import quiet_prefect_console
@@ -45,7 +46,7 @@ def labvault_database_url(settings: Settings) -> str:
     if not settings.database_password_block:
         return settings.database_url
     with user_errors(), prefect_starting():
-        return blocks().database_url(settings)
+        return prefect_blocks().database_url(settings)
 
 
 def s3_credentials(settings: Settings) -> S3Credentials | None:
@@ -53,14 +54,16 @@ def s3_credentials(settings: Settings) -> S3Credentials | None:
     if not settings.s3_credentials_block:
         return None
     with user_errors(), prefect_starting():
-        return blocks().s3_credentials(settings)
+        return prefect_blocks().s3_credentials(settings)
 
 
-def files_store_for(settings: Settings) -> Storage:
+def files_store_with_credentials(settings: Settings) -> Storage:
+    """LABVAULT_FILES_URL's store, with the keys of LABVAULT_S3_CREDENTIALS_BLOCK if one is named."""
     return files_store(settings, s3_credentials(settings))
 
 
-def backups_store_for(settings: Settings) -> Storage:
+def backups_store_with_credentials(settings: Settings) -> Storage:
+    """LABVAULT_BACKUPS_URL's store, with the keys of LABVAULT_S3_CREDENTIALS_BLOCK if one is named."""
     return backups_store(settings, s3_credentials(settings))
 
 

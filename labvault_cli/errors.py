@@ -18,7 +18,6 @@ try:  # typer 0.2x parses with its own copy of click, whose exceptions it does n
 except ImportError:  # older typer runs on click itself
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
-
 from labvault.errors import LabvaultError
 
 
@@ -44,7 +43,6 @@ class OneLineUsageErrors(TyperGroup):
         except typer.Abort:
             raise SystemExit(fail("aborted; nothing more was done").exit_code) from None
         sys.exit(code if isinstance(code, int) else 0)
-
 
 
 def fail(message: str) -> typer.Exit:

@@ -11,9 +11,6 @@ import os
 
 import typer
 
-from labvault_cli import backup, db, demo, expire, restore, serve, web
-from labvault_cli.errors import OneLineUsageErrors
-
 # Prefect's analytics are on unless turned off: each temporary server reports its start (and on a
 # first run, or with no network, prints errors from it), and a terminal is told so on a first
 # run. Off unless the user chose; read when Prefect is imported, which the commands do later.
@@ -23,6 +20,10 @@ if os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"].lower() in ("false", "0", "no"
 # The temporary server gets 20 s to start by Prefect's default, which a busy 2-core machine
 # overran; 90 s unless the user chose (the CLI still waits for nothing when it starts sooner).
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+# Imported after the defaults above, so they hold even if a command module one day imports Prefect.
+from labvault_cli import backup, db, demo, expire, restore, serve, web  # noqa: E402
+from labvault_cli.errors import OneLineUsageErrors  # noqa: E402
 
 app = typer.Typer(name="labvault", help="labvault: backups of lab-data platforms, run as Prefect flows.",
                   cls=OneLineUsageErrors, no_args_is_help=True, pretty_exceptions_enable=False)

@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from labvault_cli.context import (
-    backups_store_for,
-    blocks,
+    backups_store_with_credentials,
     load_settings,
+    prefect_blocks,
     prefect_starting,
     run_flow,
     s3_credentials,
@@ -49,10 +49,10 @@ def restore(
         files = storage_for(files_url(to_files, name="--to-files"), setting="--to-files",
                             s3_credentials=s3_credentials(settings))
         with sessions(settings)() as session:
-            archive_opener(source, session, backups_store_for(settings), max_bytes=settings.archive_max_bytes)
+            archive_opener(source, session, backups_store_with_credentials(settings), max_bytes=settings.archive_max_bytes)
         if password_secret:
             with prefect_starting():
-                target = target.set(password=blocks().secret_password(
+                target = target.set(password=prefect_blocks().secret_password(
                     password_secret, name="--to-database-password-secret"))
         check_connection(target.render_as_string(hide_password=False), name="--to-database")
         files.check_writable()

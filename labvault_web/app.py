@@ -63,7 +63,7 @@ def create_app(settings: Settings, *, flow_runs: FlowRuns | None = None) -> Fast
     runs = flow_runs or FlowRuns(sessions)
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["size"] = backup_text.size_text
-    templates.env.globals["text"] = backup_text  # the words the CLI uses too
+    templates.env.globals["backup_text"] = backup_text  # the words the CLI uses too
     templates.env.filters["when"] = lambda value: (value or "—")[:19].replace("T", " ")
 
     @asynccontextmanager

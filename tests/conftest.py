@@ -19,7 +19,7 @@ os.environ.pop("PREFECT_PROFILES_PATH", None)
 
 from labvault.db.engine import session_factory, upgrade_schema  # noqa: E402
 from labvault.settings import Settings, get_settings  # noqa: E402
-from labvault.storage.folders import FsspecStorage
+from labvault.storage.folders import FsspecStorage  # noqa: E402
 from labvault.storage.from_url import backups_store, files_store  # noqa: E402
 from tests.databases import (  # noqa: E402
     empty_postgres_tables,

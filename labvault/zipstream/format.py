@@ -1,7 +1,7 @@
 """The zip records this library reads and writes (PKWARE APPNOTE 6.3), in one place.
 
-Shared by the writer (`writer`), the directory reader (`directory`) and labvault's one-pass
-check (`labvault.archive.scan`), so the three agree on every field by construction.
+Shared by the writer (`writer`), the directory and entry readers (`directory`, `entries`) and
+any one-pass check built on them, so they agree on every field by construction.
 """
 
 from __future__ import annotations

@@ -29,6 +29,8 @@ ALLOWED = {
     "foundation": {"foundation"},
 }
 FORBIDDEN_PACKAGES = {"archive": {"sqlalchemy", "alembic"}, "storage": {"sqlalchemy", "alembic"}}
+# What no domain module imports, operations included: Prefect, and the doors and adapters over it.
+ABOVE_THE_DOMAIN = frozenset({"prefect", "tasks", "flows", "deployments", "labvault_cli", "labvault_web"})
 
 
 def module_of(path: Path) -> str:
@@ -93,12 +95,20 @@ def test_each_mechanism_imports_only_what_sits_below_it(layer: str) -> None:
     assert violations(layer) == []
 
 
+def test_no_domain_module_imports_prefect_or_a_door_even_inside_a_function() -> None:
+    found = [f"{module_of(path)} imports {imported}" for path in domain_modules()
+             for imported in sorted(imports_of(path)) if imported.split(".")[0] in ABOVE_THE_DOMAIN]
+    assert found == []
+
+
 def test_the_rules_see_imports_inside_functions_and_from_the_package() -> None:
-    """The check would catch a breach: it finds a deferred import (S3's range reader, imported
-    when an object is first read) and a module named in `from labvault import x`."""
+    """The checks would catch a breach: they find a deferred import (S3's range reader, imported
+    when an object is first read), a module named in `from labvault import x`, and a deferred
+    import of Prefect in a CLI command (the same walk, over a door that may import it)."""
     assert "labvault.storage.range_reader" in imports_of(DOMAIN / "storage" / "s3.py")
     assert "labvault.audit" in imports_of(DOMAIN / "backups.py")
     assert layer_of("labvault.backups") == "operation" and "operation" not in ALLOWED["archive"]
+    assert "prefect" in {name.split(".")[0] for name in imports_of(ROOT / "labvault_cli" / "context.py")}
 
 
 def test_the_domain_package_never_imports_prefect() -> None:
