@@ -125,6 +125,7 @@ def backup_list(
     table = Table("sid", "name", "status", "versions", "files", "size", "created", "expires", "checked")
     for row in rows:
         checked = f"{row.verified_at[:10]} {'ok' if row.verified_ok else 'FAILED'}" if row.verified_at else "—"
+        # the status column is narrow: "(legal hold)" there, the full words in `backup show`
         table.add_row(row.sid, row.name, row.status + (" (legal hold)" if row.legal_hold else ""),
                       str(row.versions or 0), str(row.files or 0),
                       size_text(row.file_size), row.date_created[:19],
