@@ -175,7 +175,8 @@ def _legal_hold(sid: str, requested_by: str, *, on: bool, as_json: bool) -> None
 
     settings = load_settings()
     with user_errors(), sessions(settings)() as session:
-        backup = set_legal_hold(session, backups_store_with_credentials(settings), sid, requested_by, on=on, door="cli")
+        backup = set_legal_hold(session, backups_store_with_credentials(settings), sid, requested_by,
+                                on=on, door="cli")
         name = backup.name
     if as_json:
         print_json({"sid": sid, "legal_hold": on})
@@ -218,7 +219,8 @@ def backup_retry(
     with user_errors():
         with sessions(settings)() as session:
             organization = backups.check_retry(session, sid, requested_by).organization_sid
-        backups_store_with_credentials(settings).check_writable()  # refused here, before the backup runs again
+        # refused here, before the backup runs again
+        backups_store_with_credentials(settings).check_writable()
         with backup_progress_bar(labvault_database_url(settings), organization, requested_by.strip(),
                                  enabled=not as_json and sys.stderr.isatty()):
             state = run_flow(retry_backup, backup_sid=sid, requested_by=requested_by)

@@ -49,7 +49,8 @@ def restore(
         files = storage_for(files_url(to_files, name="--to-files"), setting="--to-files",
                             s3_credentials=s3_credentials(settings))
         with sessions(settings)() as session:
-            archive_opener(source, session, backups_store_with_credentials(settings), max_bytes=settings.archive_max_bytes)
+            archive_opener(source, session, backups_store_with_credentials(settings),
+                           max_bytes=settings.archive_max_bytes)
         if password_secret:
             with prefect_starting():
                 target = target.set(password=prefect_blocks().secret_password(
